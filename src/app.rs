@@ -165,8 +165,15 @@ pub async fn serve(
     // The threads that carry calls, watched for /healthz; one that dies stops the server.
     let health = Health::new();
     media.beats().iter().for_each(|b| health.watch(b.clone()));
-    let sip_beat = Beat::new("sip", Some(Duration::from_secs(5)));
-    health.watch(sip_beat.clone());
+    // One beat per call-core shard: the first's thread is "sip", the others' "sip-N".
+    let sip_beats: Vec<_> = (0..settings.call_shards.max(1))
+        .map(|n| match n {
+            0 => Beat::new("sip", Some(Duration::from_secs(5))),
+            n => Beat::new(format!("sip-{n}"), Some(Duration::from_secs(5))),
+        })
+        .collect();
+    sip_beats.iter().for_each(|b| health.watch(b.clone()));
+    let sip_beat = sip_beats[0].clone();
 
     let directory = Arc::new(Directory::new(settings.directory.clone()));
     let numbers = Arc::new(PhoneNumbers::open(store.clone(), &settings.directory.numbers).await?);
@@ -204,7 +211,7 @@ pub async fn serve(
             .name("sip".into())
             .spawn(move || {
                 let stopping = shutdown.clone();
-                let beat = sip_beat.clone();
+                let beats = sip_beats.clone();
                 let ran = supervise(&sip_beat, || {
                     let core = CoreParts {
                         media,
@@ -214,7 +221,7 @@ pub async fn serve(
                         account_limits: core_limits,
                         sip_trace: core_trace,
                     };
-                    run_sip(settings, core, shutdown, ready_tx, beat)
+                    run_sip(settings, core, shutdown, ready_tx, beats)
                 });
                 if ran.is_some() && !*stopping.borrow() {
                     sip_beat.fail("the call core ended before shutdown");

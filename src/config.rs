@@ -123,6 +123,7 @@ pub struct SipSection {
     pub tcp_max_per_login: usize,
     pub max_contacts: usize,
     pub max_registrations: usize,
+    pub call_shards: u16,
     pub tcp_max_per_account: usize,
     pub rate_limit_per_source: f64,
     pub rate_limit_burst: f64,

@@ -7,13 +7,14 @@ use crate::config::Settings;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::account_limits::AccountLimits;
-use switchboard_control::call::{CallControl, CallCore, CoreConfig, Driver, DriverConfig};
+use switchboard_control::call::{CallControl, CallCore, CoreConfig, Driver, DriverConfig, shards};
 use switchboard_control::infra::store::StoreWriter;
 use switchboard_control::infra::store::sip_trace::SipTrace;
 use switchboard_control::services::directory::caller_ids::CallerIds;
 use switchboard_media::MediaEngine;
-use switchboard_media::health::Beat;
+use switchboard_media::health::{Beat, supervise};
 use switchboard_sip::registrar::RegistrarConfig;
+use switchboard_sip::shard::Shard;
 use switchboard_sip::transaction::Timers;
 use switchboard_sip::transport;
 use switchboard_sip::transport::TransportStats;
@@ -54,7 +55,7 @@ pub(crate) fn run_sip(
     }: CoreParts,
     shutdown: watch::Receiver<bool>,
     ready: oneshot::Sender<Result<SipReady, AppError>>,
-    liveness: Arc<Beat>,
+    liveness: Vec<Arc<Beat>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -66,7 +67,8 @@ pub(crate) fn run_sip(
             return;
         }
     };
-    runtime.block_on(async move {
+    let mut shards: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    runtime.block_on(async {
         let (bound, sender, inbound, stats) = match transport::bind(&settings.listen, &settings.transport_limits).await {
             Ok(b) => b,
             Err(e) => {
@@ -90,51 +92,68 @@ pub(crate) fn run_sip(
             timeout_ms = (settings.t1 * 64).as_millis() as u64,
             "SIP timers"
         );
-        let mut ua = UserAgent::new(UaConfig {
-            listeners,
-            user_agent: settings.user_agent.clone(),
-            timers: Timers {
-                t1: settings.t1,
-                ..Timers::default()
-            },
-            realm: settings.realm.clone(),
-            digest_algorithms: settings.digest_algorithms.clone(),
-            users: settings.routing.users.clone(),
-            digest_secret: settings.digest_secret.clone(),
-            node_id: settings.node_id.clone(),
-            digest_uri: settings.digest_uri,
-            registrar: RegistrarConfig {
-                max_contacts: settings.max_contacts,
-                max_bindings: settings.max_registrations,
-                ..RegistrarConfig::default()
-            },
-            session_timers: settings.session_timers,
-        });
-        ua.set_overload(settings.overload);
-        let core = CallCore::new(
-            ua,
-            settings.routing.clone(),
-            CoreConfig {
-                ring_timeout: settings.ring_timeout,
-                recordings_dir: settings.recordings_dir.clone(),
-                source_rate: settings.source_rate,
-                caller_ids: Some(caller_ids),
-                account_limits: Some(account_limits),
-                visit_key: Some(switchboard_control::call::visit::node_key(
-                    settings.digest_secret.as_deref().unwrap_or_default(),
-                )),
-            },
-            (
-                std::time::Instant::now(),
-                switchboard_control::infra::clock::now_ms(),
-            ),
-        );
-        let driving = DriverConfig {
-            shutdown_grace: Duration::from_secs(5),
-            liveness: Some(liveness),
-            sip_trace,
-        };
-        let (driver, control) = Driver::new(core, driving);
+        let count = settings.call_shards.max(1);
+        let endpoints = switchboard_control::call::shards::EndpointShards::default();
+        let mut registrar = None;
+        let mut cores = Vec::with_capacity(usize::from(count));
+        for index in 0..count {
+            let shard = Shard::new(index, count).expect("index below count");
+            let mut ua = UserAgent::new(UaConfig {
+                listeners: listeners.clone(),
+                user_agent: settings.user_agent.clone(),
+                timers: Timers {
+                    t1: settings.t1,
+                    ..Timers::default()
+                },
+                realm: settings.realm.clone(),
+                digest_algorithms: settings.digest_algorithms.clone(),
+                users: settings.routing.users.clone(),
+                digest_secret: settings.digest_secret.clone(),
+                node_id: settings.node_id.clone(),
+                digest_uri: settings.digest_uri,
+                registrar: RegistrarConfig {
+                    max_contacts: settings.max_contacts,
+                    max_bindings: settings.max_registrations,
+                    ..RegistrarConfig::default()
+                },
+                session_timers: settings.session_timers,
+                shard,
+            });
+            ua.set_overload(settings.overload);
+            // One registrar for the node: a phone registered through one shard is called
+            // from every shard.
+            match &registrar {
+                None => registrar = Some(ua.shared_registrar()),
+                Some(shared) => ua.share_registrar(shared.clone()),
+            }
+            let core = CallCore::new(
+                ua,
+                settings.routing.clone(),
+                CoreConfig {
+                    ring_timeout: settings.ring_timeout,
+                    recordings_dir: settings.recordings_dir.clone(),
+                    source_rate: settings.source_rate,
+                    caller_ids: Some(caller_ids.clone()),
+                    account_limits: Some(account_limits.clone()),
+                    visit_key: Some(switchboard_control::call::visit::node_key(
+                        settings.digest_secret.as_deref().unwrap_or_default(),
+                    )),
+                    shard,
+                },
+                (
+                    std::time::Instant::now(),
+                    switchboard_control::infra::clock::now_ms(),
+                ),
+            );
+            let driving = DriverConfig {
+                shutdown_grace: Duration::from_secs(5),
+                liveness: Some(liveness[usize::from(index)].clone()),
+                sip_trace: sip_trace.clone(),
+                shard: (count > 1).then(|| (index, endpoints.clone())),
+            };
+            cores.push((core, driving));
+        }
+        let (drivers, control) = Driver::sharded(cores);
         // Where other nodes (and this one, for a call handed to an App) send their legs:
         // plain SIP over UDP, as a Request-URI with no transport says.
         let first = (bound.iter())
@@ -142,7 +161,60 @@ pub(crate) fn run_sip(
             .or(bound.first())
             .map(|l| l.addr);
         let _ = ready.send(Ok((stats, control, sender.clone(), first)));
-        driver.run(inbound, sender, media, media_events, shutdown, cdr)
-            .await;
+        let mut drivers = drivers.into_iter();
+        let Some(first_driver) = drivers.next() else {
+            return;
+        };
+        if count == 1 {
+            first_driver.run(inbound, sender, media, media_events, shutdown, cdr).await;
+            return;
+        }
+        // The other shards, each a thread with its own runtime, fed by the front below.
+        let (mut inbound_queues, mut media_queues) = (Vec::new(), Vec::new());
+        let mut first_queues = None;
+        for (index, driver) in std::iter::once(first_driver).chain(drivers).enumerate() {
+            let (in_tx, in_rx) = mpsc::channel(settings.transport_limits.queue.max(1));
+            let (media_tx, media_rx) = mpsc::unbounded_channel();
+            inbound_queues.push(in_tx);
+            media_queues.push(media_tx);
+            if index == 0 {
+                first_queues = Some((driver, in_rx, media_rx));
+                continue;
+            }
+            let (sender, media, shutdown, cdr) =
+                (sender.clone(), media.clone(), shutdown.clone(), cdr.clone());
+            let beat = liveness[index].clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("sip-{index}"))
+                .spawn(move || {
+                    let stopping = shutdown.clone();
+                    let ran = supervise(&beat, || {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()?;
+                        runtime.block_on(driver.run(in_rx, sender, media, media_rx, shutdown, cdr));
+                        Ok::<_, std::io::Error>(())
+                    });
+                    if !matches!(ran, Some(Ok(()))) || !*stopping.borrow() {
+                        beat.fail("a call-core shard ended before shutdown");
+                    }
+                });
+            match thread {
+                Ok(thread) => shards.push(thread),
+                Err(e) => {
+                    tracing::error!(error = %e, shard = index, "cannot start a call-core shard");
+                    liveness[index].fail("its thread could not start");
+                }
+            }
+        }
+        tokio::spawn(shards::route_inbound(inbound, inbound_queues));
+        tokio::spawn(shards::route_media(media_events, media_queues, endpoints));
+        if let Some((driver, in_rx, media_rx)) = first_queues {
+            driver.run(in_rx, sender, media, media_rx, shutdown, cdr).await;
+        }
     });
+    // The other shards end on the same shutdown; the server stops once all have.
+    for shard in shards {
+        let _ = shard.join();
+    }
 }

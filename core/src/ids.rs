@@ -6,6 +6,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use switchboard_sip::shard::Shard;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CallId(u128);
@@ -21,12 +22,32 @@ impl CallId {
     /// each, which a store writing thousands of calls a second would otherwise read and
     /// rewrite a page for each. 74 random bits keep ids of the same millisecond apart and
     /// unguessable.
-    pub fn starting_at(wall_ms: i64) -> Self {
+    ///
+    /// On a node of several call-core shards, the 12 bits of `rand_a` name the shard that
+    /// holds the call (62 random bits are left), so that a request about the call is handed
+    /// to that shard by its id alone ([`CallId::shard`]).
+    pub fn starting_at(wall_ms: i64, shard: Shard) -> Self {
         let ms = u128::from(u64::try_from(wall_ms).unwrap_or(0) & 0xffff_ffff_ffff);
         let random: u128 = rand::random();
-        let rand_a = (random >> 64) & 0xfff;
+        let rand_a = match shard.count {
+            0 | 1 => (random >> 64) & 0xfff,
+            _ => u128::from(shard.index) & 0xfff,
+        };
         let rand_b = random & ((1 << 62) - 1);
         Self(ms << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b)
+    }
+
+    /// Which of `count` shards holds the call (see [`CallId::starting_at`]).
+    pub fn shard(self, count: u16) -> u16 {
+        match count {
+            0 | 1 => 0,
+            _ => ((self.0 >> 64) & 0xfff) as u16 % count,
+        }
+    }
+
+    /// A call named as any dialect names it: its SID (`CA…`) or Telnyx's call control id.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::from_sid(s).or_else(|| Self::from_control_id(s))
     }
 
     /// The id of a stored call (`CA` and 32 hex digits).
@@ -119,15 +140,36 @@ mod tests {
     #[test]
     fn a_new_calls_id_is_a_uuid_v7_of_its_start_and_later_ones_sort_after() {
         let at = 1_795_000_000_123; // 2026-11-18
-        let id = CallId::starting_at(at);
+        let id = CallId::starting_at(at, Shard::ONE);
         let uuid = id.uuid();
         assert_eq!(&uuid[..13], "01a1ee56-5e7b");
         assert_eq!(&uuid[14..15], "7", "version: {uuid}");
         assert!("89ab".contains(&uuid[19..20]), "variant: {uuid}");
-        let later = CallId::starting_at(at + 1);
+        let later = CallId::starting_at(at + 1, Shard::ONE);
         assert!(later.sid() > id.sid());
-        assert_ne!(CallId::starting_at(at).sid(), id.sid());
+        assert_ne!(CallId::starting_at(at, Shard::ONE).sid(), id.sid());
         assert_eq!(CallId::from_sid(&id.sid()), Some(id));
+    }
+
+    #[test]
+    fn a_calls_id_names_the_shard_that_holds_it() {
+        let at = 1_795_000_000_123;
+        for count in [2u16, 3, 32, 1024] {
+            for index in [0, 1, count / 2, count - 1] {
+                let shard = Shard::new(index, count).unwrap();
+                let id = CallId::starting_at(at, shard);
+                assert_eq!(id.shard(count), index);
+                assert_eq!(
+                    CallId::parse(&id.sid()).map(|i| i.shard(count)),
+                    Some(index)
+                );
+                assert_eq!(CallId::parse(&id.control_id()), Some(id));
+                // Still a UUIDv7 of its start, and still unguessable: two differ.
+                assert_eq!(&id.uuid()[14..15], "7");
+                assert_ne!(CallId::starting_at(at, shard), id);
+            }
+        }
+        assert_eq!(CallId::starting_at(at, Shard::ONE).shard(1), 0);
     }
 
     #[test]

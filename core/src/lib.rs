@@ -104,6 +104,9 @@ pub struct CoreConfig {
     /// The key other nodes seal their visits to this node's rooms with ([`visit::key`]);
     /// `None`: no visits are taken.
     pub visit_key: Option<[u8; 32]>,
+    /// Which of the node's call-core shards this core is: its calls' ids name it, and the
+    /// numbers it gives the shared media engine's mixers and recordings are its own.
+    pub shard: switchboard_sip::shard::Shard,
 }
 
 /// How far the wall clock may drift from the core's reckoning before it is re-anchored.
@@ -257,9 +260,27 @@ impl CallCore {
 }
 
 /// The id of a call begun at `wall_ms`, in its stored form ("CA" and 32 hex digits).
-pub fn new_call_sid(wall_ms: i64) -> String {
-    ids::CallId::starting_at(wall_ms).sid()
+pub fn new_call_sid(wall_ms: i64, shard: switchboard_sip::shard::Shard) -> String {
+    ids::CallId::starting_at(wall_ms, shard).sid()
 }
+
+/// Which of `count` shards holds the call a request names (its SID or Telnyx's call control
+/// id); a name that is no call's goes to the first, which answers that it knows no such call.
+pub fn shard_of_call(call: &str, count: u16) -> u16 {
+    ids::CallId::parse(call).map_or(0, |id| id.shard(count))
+}
+
+/// The shard of `count` whose mixer or recording a media engine's number is (see
+/// [`CoreConfig::shard`]): each shard numbers from its index times 2^48.
+pub fn shard_of_media_number(number: u64, count: u16) -> u16 {
+    u16::try_from(number >> MEDIA_NUMBER_BITS)
+        .ok()
+        .filter(|shard| *shard < count)
+        .unwrap_or(0)
+}
+
+/// The bits of a mixer's or recording's number below its shard's index.
+const MEDIA_NUMBER_BITS: u32 = 48;
 
 impl CallCore {
     /// A core whose clock starts at `(now, wall_ms)`: the instant the driver reads and the
@@ -275,6 +296,7 @@ impl CallCore {
         let mut trunk_health = trunk_health::TrunkHealth::default();
         trunk_health.reconfigure(&routing);
         let config_users = (routing.users.clone(), routing.user_accounts.clone());
+        let media_numbers = u64::from(config.shard.index) << MEDIA_NUMBER_BITS;
         let mut core = Self {
             ua,
             media: engine_commands::Engine::default(),
@@ -288,8 +310,8 @@ impl CallCore {
             controllers: Default::default(),
             subscribed: HashMap::new(),
             timers: BinaryHeap::new(),
-            recordings: Default::default(),
-            rooms: Default::default(),
+            recordings: recording::Recordings::numbered_from(media_numbers),
+            rooms: conference::Rooms::numbered_from(media_numbers),
             asks: Vec::new(),
             supervisions: Default::default(),
             draining: false,
@@ -664,8 +686,17 @@ impl CallCore {
 
     fn report_load(&self) {
         let load = self.ua.overload();
-        metrics::gauge!("switchboard_sip_queue_delay_seconds").set(load.queue.as_secs_f64());
-        metrics::gauge!("switchboard_sip_admission_rate").set(load.rate.unwrap_or(0.0));
+        let (delay, rate) = (load.queue.as_secs_f64(), load.rate.unwrap_or(0.0));
+        // Each shard measures its own queue: with several, each has its own series.
+        if self.config.shard.count > 1 {
+            let shard = self.config.shard.index.to_string();
+            metrics::gauge!("switchboard_sip_queue_delay_seconds", "shard" => shard.clone())
+                .set(delay);
+            metrics::gauge!("switchboard_sip_admission_rate", "shard" => shard).set(rate);
+        } else {
+            metrics::gauge!("switchboard_sip_queue_delay_seconds").set(delay);
+            metrics::gauge!("switchboard_sip_admission_rate").set(rate);
+        }
     }
 
     /// The shutdown's grace is over: calls that were hung up but whose media never came back

@@ -70,7 +70,7 @@ impl CallCore {
             }
         };
         self.accept_from_trunk(leg, trunk_in.as_deref());
-        let id = new_call_sid(self.wall);
+        let id = new_call_sid(self.wall, self.config.shard);
         let span = info_span!("call", id = %id);
         let _entered = span.clone().entered();
         let from_header = request.headers.get("From").unwrap_or_default().to_owned();
@@ -411,6 +411,9 @@ impl CallCore {
         }
         self.cdr.save(record.clone());
         metrics::gauge!("switchboard_calls_active").increment(1.0);
+        // How the node's shards share the calls.
+        metrics::counter!("switchboard_shard_calls_total", "shard" => self.config.shard.index.to_string())
+            .increment(1);
         let call = Call::new(record, span, legs, offer, controller);
         self.calls.insert(call)
     }

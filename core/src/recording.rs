@@ -68,6 +68,14 @@ pub(super) struct Recordings {
 }
 
 impl Recordings {
+    /// Recordings numbered after `base` (a shard's own range of the media engine's numbers).
+    pub(super) fn numbered_from(base: u64) -> Self {
+        Self {
+            open: HashMap::new(),
+            next: base,
+        }
+    }
+
     /// Starts a recording whose end is reported to call `key`; its file (under `dir`) and
     /// row belong to `owner`, a call or conference SID. Returns the recording's SID, or `None`
     /// when the source is gone.

@@ -633,7 +633,7 @@ impl CallCore {
         let media = (self.routing).peer_media(dest.trunk.as_deref(), dest.user.as_deref());
         let mut side = Side::new(endpoint, media, &dest.peer);
         let body = side.offer(&our_offer());
-        let id = new_call_sid(self.wall);
+        let id = new_call_sid(self.wall, self.config.shard);
         // A browser client's caller ID (`client:bob`) is not a SIP user: its SIP user is.
         let sip_from = match (o.from.strip_prefix("client:"), account.as_deref()) {
             (Some(identity), Some(account)) => crate::dial_plan::client_user(account, identity),

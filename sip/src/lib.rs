@@ -6,6 +6,7 @@ pub mod dialog;
 pub mod message;
 pub mod registrar;
 pub mod sdp;
+pub mod shard;
 pub mod transaction;
 pub mod transport;
 pub mod ua;

@@ -27,6 +27,9 @@ use switchboard_sip::transport::TransportLimits;
 use switchboard_sip::transport::{ListenSpec, Transport};
 use switchboard_sip::ua::SessionTimers;
 
+/// The most call-core shards a node runs (a thread each; a call's id has room for 4,096).
+const MAX_CALL_SHARDS: u16 = 256;
+
 impl Config {
     /// Checks every value and builds what the server runs on.
     pub fn validate(&self) -> Result<Settings, ConfigError> {
@@ -174,6 +177,15 @@ impl Config {
             user_agent: self.sip.user_agent.clone(),
             max_contacts: self.sip.max_contacts.max(1),
             max_registrations: self.sip.max_registrations.max(1),
+            call_shards: match self.sip.call_shards {
+                n @ 1..=MAX_CALL_SHARDS => n,
+                n => {
+                    return Err(invalid(
+                        "sip.call_shards",
+                        format!("expected 1 to {MAX_CALL_SHARDS}, got {n}"),
+                    ));
+                }
+            },
             http_listen,
             https,
             public_url: self.http.public_url.clone(),
@@ -360,6 +372,8 @@ pub struct Settings {
     /// Registrations one SIP login may hold, and all logins together.
     pub max_contacts: usize,
     pub max_registrations: usize,
+    /// Call-core shards, each on a thread of its own (see `sip_thread`).
+    pub call_shards: u16,
     pub http_listen: SocketAddr,
     /// The HTTPS listener (the same API, and the browser SDKs' `wss:` sockets) and what it
     /// presents.

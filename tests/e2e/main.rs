@@ -39,6 +39,7 @@ mod relay_apps;
 mod route_services;
 mod route_sets;
 mod rtp_latching;
+mod shards;
 mod signals;
 mod sip_domains;
 mod sip_tcp_reserve;

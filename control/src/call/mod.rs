@@ -6,7 +6,7 @@ pub use switchboard_core::*;
 
 pub mod driver;
 pub use driver::control::CallControl;
-pub use driver::{Driver, DriverConfig};
+pub use driver::{Driver, DriverConfig, shards};
 
 #[cfg(test)]
 mod tests;

@@ -109,6 +109,15 @@ impl Conference {
 }
 
 impl Rooms {
+    /// Rooms whose mixers are numbered after `base` (a shard's own range of the media
+    /// engine's numbers).
+    pub(super) fn numbered_from(base: u64) -> Self {
+        Self {
+            by_name: HashMap::new(),
+            next_media: base,
+        }
+    }
+
     /// A command on the seat of `key` ([`CallCommand::is_a_seats`]).
     pub(super) fn handle_command(
         &mut self,

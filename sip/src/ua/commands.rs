@@ -187,7 +187,10 @@ impl UserAgent {
         h.push("Max-Forwards", params.max_forwards.to_string());
         h.push("From", format!("{};tag={local_tag}", params.from));
         h.push("To", params.to.as_str());
-        h.push("Call-ID", format!("{}@{}", random_token(), listener_host));
+        h.push(
+            "Call-ID",
+            new_call_id(self.config.shard, Some(&listener_host)),
+        );
         h.push("CSeq", "1 INVITE");
         h.push("Contact", self.contact(&params.peer));
         h.push("Allow", ALLOW);

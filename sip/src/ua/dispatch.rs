@@ -160,9 +160,8 @@ impl UserAgent {
         );
         let response = match verdict {
             Verdict::Ok if password.is_some() => {
-                let response = self
-                    .registrar
-                    .register(now, &user, &request, peer, &random_token());
+                let response =
+                    (self.registrar()).register(now, &user, &request, peer, &random_token());
                 if response.code == 200 && peer.conn.is_some() {
                     let user = user.clone();
                     self.events.push_back(UaEvent::Authenticated { peer, user });

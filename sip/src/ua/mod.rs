@@ -74,7 +74,15 @@ pub struct UaConfig {
     pub registrar: RegistrarConfig,
     /// Session timers (RFC 4028) asked for and accepted.
     pub session_timers: SessionTimers,
+    /// Which of the node's call-core shards this user agent serves: the Call-IDs it makes
+    /// name it, so that the messages of its dialogs are handed back to it.
+    pub shard: crate::shard::Shard,
 }
+
+/// A registrar the user agents of one node's shards share: a phone registered through one
+/// shard is called from any (every lookup and REGISTER takes the lock for one user's work,
+/// bounded by `max_contacts`).
+pub type SharedRegistrar = std::sync::Arc<std::sync::Mutex<Registrar>>;
 
 /// A message body with its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,7 +240,7 @@ pub struct UserAgent {
     /// REGISTERs we sent, waiting for their answer.
     registering: HashMap<TxId, register::Registering>,
     next_registration: register::RegistrationId,
-    registrar: Registrar,
+    registrar: SharedRegistrar,
     digest: DigestServer,
     next_leg: LegId,
     last_registrar_sweep: Option<Instant>,
@@ -257,6 +265,11 @@ fn peer_via(listeners: &[Listener], transport: Transport, remote: SocketAddr) ->
     })
 }
 
+/// A new Call-ID, naming this user agent's shard (see [`crate::shard`]).
+fn new_call_id(shard: crate::shard::Shard, host: Option<&str>) -> String {
+    shard.call_id(&random_token(), host)
+}
+
 fn random_token() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -269,7 +282,9 @@ impl UserAgent {
                 layer.set_downstream_delay(OverloadConfig::default().delay);
                 layer
             },
-            registrar: Registrar::new(config.registrar),
+            registrar: SharedRegistrar::new(std::sync::Mutex::new(Registrar::new(
+                config.registrar,
+            ))),
             digest: {
                 let digest = DigestServer::new(config.realm.clone(), &config.digest_algorithms)
                     .with_uri_match(config.digest_uri);
@@ -382,7 +397,7 @@ impl UserAgent {
             .last_registrar_sweep
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
         {
-            self.registrar.expire(now);
+            self.registrar().expire(now);
             self.last_registrar_sweep = Some(now);
         }
         self.pump(now);
@@ -412,8 +427,27 @@ impl UserAgent {
     }
 
     /// Current bindings of a registered user.
-    pub fn lookup(&self, now: Instant, user: &str) -> Vec<&Binding> {
-        self.registrar.lookup(now, user)
+    pub fn lookup(&self, now: Instant, user: &str) -> Vec<Binding> {
+        (self.registrar().lookup(now, user).into_iter())
+            .cloned()
+            .collect()
+    }
+
+    /// The registrar, for the user agents of the node's other shards to share
+    /// ([`UserAgent::share_registrar`]).
+    pub fn shared_registrar(&self) -> SharedRegistrar {
+        self.registrar.clone()
+    }
+
+    /// Holds its bindings in `registrar` (another shard's) from now on, in place of its own.
+    pub fn share_registrar(&mut self, registrar: SharedRegistrar) {
+        self.registrar = registrar;
+    }
+
+    fn registrar(&self) -> std::sync::MutexGuard<'_, Registrar> {
+        // A panic while holding it leaves bindings that are whole (each change is applied
+        // after its checks): the poison is taken off rather than stopping every shard.
+        self.registrar.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The listener used to reach `remote` over `transport`.

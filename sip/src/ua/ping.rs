@@ -2,7 +2,7 @@
 //! keeps at most one ping per peer in flight; the answer, or the transaction's timeout (as
 //! 408), comes back as [`UaEvent::Pong`].
 
-use super::{UaEvent, UserAgent, random_token};
+use super::{UaEvent, UserAgent, new_call_id, random_token};
 use crate::message::{Method, Request, Uri};
 use crate::transaction::TxId;
 use crate::transport::Peer;
@@ -27,7 +27,7 @@ impl UserAgent {
             ),
         );
         h.push("To", format!("<{uri}>"));
-        h.push("Call-ID", random_token());
+        h.push("Call-ID", new_call_id(self.config.shard, None));
         h.push("CSeq", "1 OPTIONS");
         h.push("Accept", "application/sdp");
         h.push("User-Agent", self.config.user_agent.as_str());

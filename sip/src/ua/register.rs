@@ -4,7 +4,7 @@
 //! answer (408 on a timeout) comes back as [`UaEvent::Registered`]. Refreshing before the
 //! expiry, and unregistering (expires 0), are the caller's.
 
-use super::{UaEvent, UserAgent, random_token};
+use super::{UaEvent, UserAgent, new_call_id, random_token};
 use crate::auth::answer_challenge;
 use crate::message::{Method, Request, Uri};
 use crate::transaction::TxId;
@@ -49,7 +49,7 @@ impl UserAgent {
         h.push("Max-Forwards", "70");
         h.push("From", format!("<{}>;tag={}", params.aor, random_token()));
         h.push("To", format!("<{}>", params.aor));
-        h.push("Call-ID", random_token());
+        h.push("Call-ID", new_call_id(self.config.shard, None));
         h.push("CSeq", "1 REGISTER");
         h.push("Contact", format!("<{}>", params.contact));
         h.push("Expires", params.expires.to_string());

@@ -82,6 +82,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         digest_uri: Default::default(),
         registrar: RegistrarConfig::default(),
         session_timers: Default::default(),
+        shard: Default::default(),
     });
     let trunk = |name: &str, host: u8| Trunk {
         name: name.into(),
@@ -119,6 +120,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             caller_ids: None,
             account_limits: None,
             visit_key: None,
+            shard: Default::default(),
         },
         (
             std::time::Instant::now(),

@@ -7,7 +7,7 @@ use crate::call::{Answer, CallCommand, CallError, CallEvent, Request, Subscriber
 use crate::call::{CallView, ConferenceSnapshot, Dialed, MediaLink, Originate};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use switchboard_media::MediaEngine;
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,6 +32,7 @@ pub(crate) enum ToDriver {
 pub(crate) type ReplyTo = Box<dyn FnOnce(Answer, Option<&MediaEngine>) + Send>;
 
 /// A channel a request names by id, and how the driver serves it.
+#[derive(Clone)]
 pub(crate) struct NewSubscriber {
     pub(crate) id: SubscriberId,
     pub(crate) kind: SubscriberKind,
@@ -49,18 +50,135 @@ pub(crate) enum SubscriberKind {
     Watcher,
 }
 
-/// The applications' handle on the call core; cheap to clone.
+/// The applications' handle on the call core — on a node of several call-core shards, on
+/// all of them: a request about a call goes to the shard its id names, a new call to the
+/// next shard in turn (a dialed call to its parent's), and what every shard must know or
+/// answer (logins, routes, controllers, watchers, conferences, a drain) to each. Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct CallControl {
-    tx: mpsc::UnboundedSender<ToDriver>,
+    shards: Arc<[mpsc::UnboundedSender<ToDriver>]>,
     subscribers: Arc<AtomicU64>,
+    /// Where the next call placed without a parent goes.
+    next: Arc<AtomicUsize>,
+    /// Held across a conference join's look at every shard's rooms and the join itself, so
+    /// that two shards never open rooms of one name (see [`CallControl::command`]).
+    joining: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Where a request goes.
+enum Shards {
+    One(usize),
+    Every,
 }
 
 impl CallControl {
-    pub(crate) fn new() -> (Self, mpsc::UnboundedReceiver<ToDriver>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let subscribers = Arc::new(AtomicU64::new(0));
-        (Self { tx, subscribers }, rx)
+    /// The handle on `count` shards (at least one), and the queue of each.
+    pub(crate) fn new(count: u16) -> (Self, Vec<mpsc::UnboundedReceiver<ToDriver>>) {
+        let (txs, rxs): (Vec<_>, Vec<_>) =
+            (0..count.max(1)).map(|_| mpsc::unbounded_channel()).unzip();
+        let control = Self {
+            shards: txs.into(),
+            subscribers: Arc::new(AtomicU64::new(0)),
+            next: Arc::new(AtomicUsize::new(0)),
+            joining: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        (control, rxs)
+    }
+
+    fn count(&self) -> u16 {
+        self.shards.len() as u16
+    }
+
+    /// The shard holding `call` (its SID or call control id).
+    fn shard_of(&self, call: &str) -> usize {
+        usize::from(crate::call::shard_of_call(call, self.count()))
+    }
+
+    fn route(&self, request: &Request) -> Shards {
+        let count = self.count();
+        if count == 1 {
+            return Shards::One(0);
+        }
+        match request {
+            Request::Originate(o, _) => match &o.parent {
+                Some(parent) => Shards::One(self.shard_of(parent)),
+                None => Shards::One(self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len()),
+            },
+            Request::Command { call, .. }
+            | Request::Redirect { call, .. }
+            | Request::Subscribe { call, .. }
+            | Request::View(call)
+            | Request::MediaLink(call)
+            | Request::PeerLink(call) => Shards::One(self.shard_of(call)),
+            Request::BySipCallId(id) => Shards::One(usize::from(
+                switchboard_sip::shard::shard_of_call_id(id, count),
+            )),
+            _ => Shards::Every,
+        }
+    }
+
+    /// Sends `request` where it goes; one that every shard takes goes to each, with its
+    /// subscriber's channel. `reply` takes the first shard's answer (whoever needs all of
+    /// them asks each shard, see [`CallControl::ask_every`]).
+    fn send(
+        &self,
+        request: Request,
+        reply: Option<ReplyTo>,
+        subscriber: Option<NewSubscriber>,
+    ) -> Result<(), CallError> {
+        let index = match self.route(&request) {
+            Shards::One(index) => index,
+            Shards::Every => {
+                for tx in &self.shards[1..] {
+                    let copy = every_shards_copy(&request).ok_or(CallError::Stopped)?;
+                    let _ = tx.send(ToDriver::Core {
+                        request: copy,
+                        reply: None,
+                        subscriber: subscriber.clone(),
+                    });
+                }
+                0
+            }
+        };
+        (self.shards[index])
+            .send(ToDriver::Core {
+                request,
+                reply,
+                subscriber,
+            })
+            .map_err(|_| CallError::Stopped)
+    }
+
+    /// Asks every shard `request` (one every shard takes) and gathers their answers.
+    async fn ask_every<T: Send + 'static>(
+        &self,
+        request: Request,
+        take: impl Fn(Answer) -> Option<T> + Clone + Send + 'static,
+    ) -> Result<Vec<T>, CallError> {
+        let mut waiting = Vec::with_capacity(self.shards.len());
+        for tx in self.shards.iter() {
+            let copy = every_shards_copy(&request).ok_or(CallError::Stopped)?;
+            let (reply, rx) = oneshot::channel();
+            let take = take.clone();
+            let reply: ReplyTo = Box::new(move |answer, _| {
+                if let Some(value) = take(answer) {
+                    let _ = reply.send(value);
+                }
+            });
+            (tx.send(ToDriver::Core {
+                request: copy,
+                reply: Some(reply),
+                subscriber: None,
+            }))
+            .map_err(|_| CallError::Stopped)?;
+            waiting.push(rx);
+        }
+        let mut answers = Vec::with_capacity(waiting.len());
+        for rx in waiting {
+            answers.push(rx.await.map_err(|_| CallError::Stopped)?);
+        }
+        Ok(answers)
     }
 
     fn subscriber(&self, kind: SubscriberKind, events: mpsc::Sender<CallEvent>) -> NewSubscriber {
@@ -73,11 +191,7 @@ impl CallControl {
 
     /// Sends a request no one awaits the answer of.
     fn tell(&self, request: Request, subscriber: Option<NewSubscriber>) {
-        let _ = self.tx.send(ToDriver::Core {
-            request,
-            reply: None,
-            subscriber,
-        });
+        let _ = self.send(request, None, subscriber);
     }
 
     /// Sends a request and awaits the answer `take` finds in the core's.
@@ -95,13 +209,7 @@ impl CallControl {
                 let _ = reply.send(value);
             }
         });
-        (self.tx)
-            .send(ToDriver::Core {
-                request,
-                reply: Some(reply),
-                subscriber,
-            })
-            .map_err(|_| CallError::Stopped)?;
+        self.send(request, Some(reply), subscriber)?;
         rx.await.map_err(|_| CallError::Stopped)
     }
 
@@ -115,7 +223,7 @@ impl CallControl {
     /// Refuses new calls from now on and resolves once every call has ended (calls up are
     /// left alone: the caller decides how long to wait before stopping the core).
     pub async fn drain(&self, retry_after: u32) {
-        let _ = (self.ask(Request::Drain { retry_after }, None, |_, _| Some(()))).await;
+        let _ = (self.ask_every(Request::Drain { retry_after }, |_| Some(()))).await;
     }
 
     /// Replaces the trunks, routes and registered users (a configuration reload).
@@ -157,17 +265,39 @@ impl CallControl {
         self.in_force(Request::TenantTrunks(Box::new(trunks)))
     }
 
-    /// Asks the core for `request`; the receiver fires once it is in force.
+    /// Asks every shard for `request`; the receiver fires once it is in force in all.
     fn in_force(&self, request: Request) -> oneshot::Receiver<()> {
         let (done, rx) = oneshot::channel();
-        let reply: ReplyTo = Box::new(move |_, _| {
-            let _ = done.send(());
-        });
-        let _ = self.tx.send(ToDriver::Core {
-            request,
-            reply: Some(reply),
-            subscriber: None,
-        });
+        let mut waiting = Vec::with_capacity(self.shards.len());
+        for tx in self.shards.iter() {
+            let Some(copy) = every_shards_copy(&request) else {
+                continue;
+            };
+            let (shard_done, shard_rx) = oneshot::channel();
+            let reply: ReplyTo = Box::new(move |_, _| {
+                let _ = shard_done.send(());
+            });
+            let _ = tx.send(ToDriver::Core {
+                request: copy,
+                reply: Some(reply),
+                subscriber: None,
+            });
+            waiting.push(shard_rx);
+        }
+        match <[_; 1]>::try_from(waiting) {
+            // One shard: its answer is the answer, with no task between.
+            Ok([one]) => return one,
+            Err(waiting) => {
+                tokio::spawn(async move {
+                    for rx in waiting {
+                        if rx.await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = done.send(());
+                });
+            }
+        }
         rx
     }
 
@@ -195,6 +325,33 @@ impl CallControl {
     }
 
     pub async fn command(&self, call: &str, command: CallCommand) -> Result<(), CallError> {
+        // What joins two calls needs both on one shard. A room is on the shard of its first
+        // member; the look at every shard's rooms and the join are one step.
+        let _joining = match &command {
+            CallCommand::ConferenceJoin(spec) if self.shards.len() > 1 => {
+                let held = self.joining.lock().await;
+                let here = self.shard_of(call);
+                let rooms = self.ask_every(Request::Conferences, |answer| match answer {
+                    Answer::Conferences(all) => Some(all),
+                    _ => None,
+                });
+                let elsewhere = (rooms.await?.iter().enumerate()).any(|(shard, rooms)| {
+                    shard != here && rooms.iter().any(|r| r.name == spec.name)
+                });
+                if elsewhere {
+                    return Err(other_shard(call, "the conference's room"));
+                }
+                Some(held)
+            }
+            CallCommand::Bridge(other)
+            | CallCommand::Supervise { call: other, .. }
+            | CallCommand::ConferenceCoach(Some(other))
+                if self.shard_of(other) != self.shard_of(call) =>
+            {
+                return Err(other_shard(call, other));
+            }
+            _ => None,
+        };
         let call = call.to_owned();
         let done = self.ask(Request::Command { call, command }, None, done);
         done.await?
@@ -245,24 +402,24 @@ impl CallControl {
         self.watch_account(crate::call::ALL_CALLS, events);
     }
 
-    /// The conferences in progress.
+    /// The conferences in progress (every shard's).
     pub async fn conferences(&self) -> Result<Vec<ConferenceSnapshot>, CallError> {
-        (self.ask(Request::Conferences, None, |answer, _| match answer {
+        let all = self.ask_every(Request::Conferences, |answer| match answer {
             Answer::Conferences(all) => Some(all),
             _ => None,
-        }))
-        .await
+        });
+        Ok(all.await?.into_iter().flatten().collect())
     }
 
     /// Ends a conference: every participant leaves it (their calls go on). False when there
     /// is no such conference.
     pub async fn end_conference(&self, sid: &str) -> Result<bool, CallError> {
         let request = Request::EndConference(sid.to_owned());
-        (self.ask(request, None, |answer, _| match answer {
+        let ended = self.ask_every(request, |answer| match answer {
             Answer::Ended(ended) => Some(ended),
             _ => None,
-        }))
-        .await
+        });
+        Ok(ended.await?.into_iter().any(|ended| ended))
     }
 
     /// The call as the core knows it now, ahead of any event about it a subscriber has yet
@@ -343,8 +500,52 @@ impl CallControl {
     /// Sends the routed calls whose routes ask for a stream, transcripts or machine
     /// detection to `calls`, at their answer (the route services).
     pub fn serve_routes(&self, calls: mpsc::Sender<crate::call::ServeRoute>) {
-        let _ = self.tx.send(ToDriver::ServeRoutes(calls));
+        for tx in self.shards.iter() {
+            let _ = tx.send(ToDriver::ServeRoutes(calls.clone()));
+        }
     }
+}
+
+/// The refusal of a command that would join a call with one another shard holds.
+fn other_shard(call: &str, other: &str) -> CallError {
+    CallError::BadArgument(format!(
+        "{call} and {other} are held by different call-core shards of this node, and calls \
+         are not joined across shards yet (run with sip.call_shards = 1)"
+    ))
+}
+
+/// A copy of a request that every shard takes; `None` for one that goes to one shard.
+fn every_shards_copy(request: &Request) -> Option<Request> {
+    Some(match request {
+        Request::WatchAccount { account, events } => Request::WatchAccount {
+            account: account.clone(),
+            events: *events,
+        },
+        Request::Conferences => Request::Conferences,
+        Request::EndConference(sid) => Request::EndConference(sid.clone()),
+        Request::Control { dialed, events } => Request::Control {
+            dialed: dialed.clone(),
+            events: *events,
+        },
+        Request::Release(dialed) => Request::Release(dialed.clone()),
+        Request::Drain { retry_after } => Request::Drain {
+            retry_after: *retry_after,
+        },
+        Request::Reconfigure(plan) => Request::Reconfigure(plan.clone()),
+        Request::AccountUsers(users) => Request::AccountUsers(users.clone()),
+        Request::DomainSources(sources) => Request::DomainSources(sources.clone()),
+        Request::TenantTrunks(trunks) => Request::TenantTrunks(trunks.clone()),
+        #[cfg(debug_assertions)]
+        Request::Fault(fault) => Request::Fault(*fault),
+        Request::Originate(..)
+        | Request::Command { .. }
+        | Request::Redirect { .. }
+        | Request::Subscribe { .. }
+        | Request::View(_)
+        | Request::BySipCallId(_)
+        | Request::MediaLink(_)
+        | Request::PeerLink(_) => return None,
+    })
 }
 
 /// The answer to a command.

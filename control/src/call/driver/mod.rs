@@ -1,20 +1,15 @@
 //! The async driver of the sans-IO core: it owns the transports' sender, the media engine, the
-//! store's writer and the clock, feeds the core the transports' messages, the media engine's
-//! events, the applications' requests, bound RTP port pairs and the time, and carries out what
-//! the core asks (messages to send, media commands, TLS and trust changes, rows to store,
-//! routed calls for the route services). It copies the SIP messages of calls' dialogs for their
-//! ladders.
-
-//! The async driver of the sans-IO core: it owns the transports' sender, the media engine, the
 //! store's writer, the clock, the applications' channels (subscribers' senders, pending
 //! replies) and the route services' queue; it feeds the core the transports' messages, the
 //! media engine's events, the applications' requests, bound RTP port pairs and the time, and
 //! carries out what the core asks (messages to send, media commands, events and replies, TLS
 //! and trust changes, rows to store, routed calls for the route services). It copies the SIP
-//! messages of calls' dialogs for their ladders.
+//! messages of calls' dialogs for their ladders. A node of several call-core shards runs a
+//! driver per shard, each on its own thread, fed by the front in [`shards`].
 
 mod backlog;
 pub(crate) mod control;
+pub mod shards;
 pub(crate) mod subscribers;
 
 use super::*;
@@ -44,6 +39,9 @@ pub struct DriverConfig {
     /// Where the SIP messages of calls' dialogs are copied (their ladders); `None`: they are
     /// not kept.
     pub sip_trace: Option<crate::infra::store::sip_trace::SipTrace>,
+    /// On a node of several shards: this driver's shard, and where it enters the endpoints
+    /// it reserves, so that their media events are handed to it.
+    pub shard: Option<(u16, shards::EndpointShards)>,
 }
 
 /// The core and what it needs to run: [`Driver::run`] until it is done.
@@ -62,17 +60,27 @@ pub struct Driver {
 impl Driver {
     /// The driver of `core`, and the applications' handle on it.
     pub fn new(core: CallCore, config: DriverConfig) -> (Self, CallControl) {
-        let (control, requests) = CallControl::new();
-        let driver = Self {
-            core,
-            config,
-            requests,
-            subscribers: Subscribers::default(),
-            replies: HashMap::new(),
-            next_request: 0,
-            route_services: None,
-        };
-        (driver, control)
+        let (mut drivers, control) = Self::sharded(vec![(core, config)]);
+        (drivers.remove(0), control)
+    }
+
+    /// The drivers of a node's shards, one per core given (at least one), and the
+    /// applications' handle on them all.
+    pub fn sharded(cores: Vec<(CallCore, DriverConfig)>) -> (Vec<Self>, CallControl) {
+        let count = u16::try_from(cores.len()).expect("at most 2^16 shards");
+        let (control, queues) = CallControl::new(count);
+        let drivers = (cores.into_iter().zip(queues))
+            .map(|((core, config), requests)| Self {
+                core,
+                config,
+                requests,
+                subscribers: Subscribers::default(),
+                replies: HashMap::new(),
+                next_request: 0,
+                route_services: None,
+            })
+            .collect();
+        (drivers, control)
     }
 
     /// Runs until `shutdown` flips and every call has ended (or the grace period is over):
@@ -199,7 +207,12 @@ impl Driver {
     fn top_up(&mut self, media: &MediaEngine) {
         for _ in 0..self.core.endpoints_wanted() {
             match media.reserve() {
-                Ok(endpoint) => self.core.handle_reserved(endpoint),
+                Ok(endpoint) => {
+                    if let Some((shard, endpoints)) = &self.config.shard {
+                        endpoints.insert(endpoint.id, *shard);
+                    }
+                    self.core.handle_reserved(endpoint)
+                }
                 Err(e) => return self.core.handle_reserve_failed(e),
             }
         }

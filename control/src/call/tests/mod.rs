@@ -57,6 +57,7 @@ fn ua(at: &str) -> UserAgent {
         digest_uri: Default::default(),
         registrar: RegistrarConfig::default(),
         session_timers: Default::default(),
+        shard: Default::default(),
     })
 }
 
@@ -169,6 +170,7 @@ impl Rig {
                 caller_ids: None,
                 account_limits: None,
                 visit_key: None,
+                shard: Default::default(),
             },
             (Instant::now(), crate::infra::clock::now_ms()),
         );

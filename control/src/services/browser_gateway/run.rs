@@ -72,6 +72,7 @@ impl Run {
             digest_uri: Default::default(),
             registrar: Default::default(),
             session_timers: Default::default(),
+            shard: Default::default(),
         });
         Self {
             ua,

@@ -39,6 +39,7 @@ impl Rig {
             digest_uri: Default::default(),
             registrar: RegistrarConfig::default(),
             session_timers: Default::default(),
+            shard: Default::default(),
         });
         let to_core = Peer {
             transport: Transport::Ws,

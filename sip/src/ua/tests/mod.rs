@@ -38,6 +38,7 @@ fn ua(addr: &str) -> UserAgent {
         digest_uri: Default::default(),
         registrar: RegistrarConfig::default(),
         session_timers: Default::default(),
+        shard: Default::default(),
     })
 }
 
