@@ -321,10 +321,25 @@ pub async fn serve(
             warn!(error = %e, "cannot say where this node's SIP is reached: its rooms take no visits");
         }
     }
+    // `<Dial><Application>` hands calls to Apps, and a node's shards visit each other's
+    // rooms and calls, through a leg to this node's own SIP (on loopback when it listens on
+    // every address).
+    let own_sip = sip_local.map(|sip| match sip {
+        std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, a.port()))
+        }
+        std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        other => other,
+    });
     let rooms = Rooms::new(
         store.clone(),
         control.clone(),
-        settings.digest_secret.as_deref().unwrap_or_default(),
+        (
+            settings.digest_secret.as_deref().unwrap_or_default(),
+            own_sip,
+        ),
         prompts.clone(),
         directory.clone(),
         subscriptions.clone(),
@@ -362,17 +377,6 @@ pub async fn serve(
         control.clone(),
     )
     .await;
-    // `<Dial><Application>` hands calls to Apps through a leg to this node's own SIP (on
-    // loopback when it listens on every address).
-    let own_sip = sip_local.map(|sip| match sip {
-        std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => {
-            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, a.port()))
-        }
-        std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => {
-            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
-        }
-        other => other,
-    });
     apps.serve_application_dials(ApplicationDials::new(
         switchboard_control::call::visit::node_key(
             settings.digest_secret.as_deref().unwrap_or_default(),

@@ -4,6 +4,10 @@
 //! (and every retransmission) reaches the one core that holds it:
 //! - the Call-IDs a shard's user agent makes carry its index ([`Shard::call_id`]), so the
 //!   answers to its requests and the requests of the dialogs it opens come back to it;
+//! - a request whose Request-URI carries the [`PARAM`] parameter goes to the shard it names:
+//!   a shard's Contact carries it, so a peer's requests inside a dialog come back to the
+//!   shard that took part in it even when the dialog's Call-ID is another shard's (a leg one
+//!   shard places to the node itself for another shard, see [`Shard::target`]);
 //! - an INVITE that replaces a dialog (RFC 3891) goes where that dialog is;
 //! - any other Call-ID (a new call from outside) is spread by a hash of it.
 //!
@@ -34,6 +38,19 @@ impl Shard {
         (index < count).then_some(Self { index, count })
     }
 
+    /// What this shard's Contact URIs carry: `;sb-shard=N`, or nothing for a lone shard.
+    pub fn contact_param(&self) -> String {
+        match self.count {
+            0 | 1 => String::new(),
+            _ => Self::target(self.index),
+        }
+    }
+
+    /// The Request-URI parameter that hands a request to shard `index` of this node.
+    pub fn target(index: u16) -> String {
+        format!(";{PARAM}={index}")
+    }
+
     /// A Call-ID made by this shard from a random `token` (and the host, if any): it comes
     /// back here. A lone shard's Call-IDs are left as they were.
     pub fn call_id(&self, token: &str, host: Option<&str>) -> String {
@@ -48,6 +65,9 @@ impl Shard {
         }
     }
 }
+
+/// The Request-URI parameter naming the shard a request is for.
+pub const PARAM: &str = "sb-shard";
 
 /// What separates a Call-ID's random part from the index of the shard that made it (`~`, a
 /// `word` character of RFC 3261 §25.1 that the random part never holds).
@@ -78,6 +98,11 @@ pub fn shard_of(message: &SipMessage, count: u16) -> u16 {
     if count <= 1 {
         return 0;
     }
+    if let SipMessage::Request(r) = message
+        && let Some(shard) = named_shard(&r.uri, count)
+    {
+        return shard;
+    }
     let headers = message.headers();
     let replaced = match message {
         SipMessage::Request(r) if r.method == Method::Invite => headers
@@ -91,6 +116,18 @@ pub fn shard_of(message: &SipMessage, count: u16) -> u16 {
         Some(call_id) => shard_of_call_id(call_id, count),
         None => 0,
     }
+}
+
+/// The shard a Request-URI's [`PARAM`] names, if it names one of `count`.
+fn named_shard(uri: &rsip::Uri, count: u16) -> Option<u16> {
+    uri.params.iter().find_map(|p| match p {
+        rsip::Param::Other(name, Some(value)) if name.value().eq_ignore_ascii_case(PARAM) => value
+            .value()
+            .parse::<u16>()
+            .ok()
+            .filter(|index| *index < count),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -162,5 +199,27 @@ mod tests {
              CSeq: 1 INVITE\nContent-Length: 0\n\n"
         ));
         assert_eq!(shard_of(&response, 2), 1);
+    }
+
+    #[test]
+    fn a_request_to_a_shards_contact_goes_to_that_shard_whatever_its_call_id() {
+        let others = Shard::new(0, 2).unwrap().call_id("91ab", Some("192.0.2.1"));
+        assert_eq!(shard_of_call_id(&others, 2), 0);
+        let bye = |uri: &str| {
+            parse(&format!(
+                "BYE {uri} SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK3\n\
+                 From: <sip:a@192.0.2.1>;tag=a\nTo: <sip:b@192.0.2.1>;tag=b\nCall-ID: {others}\n\
+                 CSeq: 2 BYE\nContent-Length: 0\n\n"
+            ))
+        };
+        let contact = format!(
+            "sip:switchboard@192.0.2.1:5060{}",
+            Shard::new(1, 2).unwrap().contact_param()
+        );
+        assert_eq!(shard_of(&bye(&contact), 2), 1);
+        // A shard past the node's, or no number, is no hint: the Call-ID decides.
+        assert_eq!(shard_of(&bye("sip:switchboard@192.0.2.1;sb-shard=7"), 2), 0);
+        assert_eq!(shard_of(&bye("sip:switchboard@192.0.2.1;sb-shard=x"), 2), 0);
+        assert_eq!(Shard::ONE.contact_param(), "");
     }
 }

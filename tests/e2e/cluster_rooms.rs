@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use switchboard_media::{Law, tone};
 
 /// A phone that talks `freq` Hz to `to` until told to stop.
-fn talk(
+pub(crate) fn talk(
     phone: &UdpSocket,
     to: SocketAddr,
     freq: f32,
@@ -37,7 +37,7 @@ fn talk(
 }
 
 /// The share of `freq` in what `phone` hears from now on for a second.
-fn hears(phone: &UdpSocket, freq: f32) -> f32 {
+pub(crate) fn hears(phone: &UdpSocket, freq: f32) -> f32 {
     rig::drain(phone);
     let (heard, _) = rig::receive_audio(phone, 50, Law::Ulaw);
     tone::share_at(&heard, freq)

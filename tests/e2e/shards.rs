@@ -141,3 +141,237 @@ fn two_shards_share_the_calls_the_registrar_and_the_media_engine() {
     );
     assert_eq!(server.metric("switchboard_calls_active"), Some(0.0));
 }
+
+/// Calls of different shards joined: the first call dialing a `<Conference>` opens the room
+/// on its shard, and a call of the other shard visits it there (a leg from its shard to the
+/// node itself, handed to the room's shard by its Request-URI); each callee hears the other's
+/// tone, the conference lists both calls by their own SIDs, and the visitor removed by its
+/// SID leaves. Then a queue: an agent's `<Dial><Queue>` on one shard takes a caller waiting
+/// on the other, and each hears the other.
+#[test]
+fn calls_of_two_shards_share_a_room_and_a_queue() {
+    use crate::cluster_rooms::{hears, talk};
+    use common::voice_app::{ACCOUNT, TOKEN, place_call};
+    use serde_json::Value;
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+    use switchboard_control::call::shard_of_call;
+
+    // Each callee's SIPp logs in a directory of its own (where its media port is read), so
+    // each is on a network of its own, reached through a trunk of its own.
+    let net = Net::new(64);
+    let far: Vec<Net> = [67, 68, 69].into_iter().map(Net::new).collect();
+    let mut config = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
+    );
+    for (n, callee) in far.iter().enumerate() {
+        config += &format!(
+            "[[trunks]]\nname = \"far-{n}\"\naddress = \"{}:5060\"\n\
+             [[routes]]\npattern = \"^\\\\+1666{n}\"\ntrunk = \"far-{n}\"\n",
+            callee.ip(3)
+        );
+    }
+    let server = Server::start_with(
+        &net,
+        &net.two_trunks(&config),
+        &[("SWITCHBOARD_SIP__CALL_SHARDS", "2")],
+    );
+    // A call to the callee on `far[n]`, running `twiml` when answered.
+    let place_far = |n: usize, twiml: &str| {
+        let twiml = url::form_urlencoded::byte_serialize(twiml.as_bytes()).collect::<String>();
+        let (status, body) = server.http(
+            "POST",
+            &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
+            Some((ACCOUNT, TOKEN)),
+            &format!("To=%2B1666{n}550100&From=%2B15550001&Twiml={twiml}"),
+        );
+        assert_eq!(status, 201, "{body}\n{}", server.log());
+        let created: Value = serde_json::from_str(&body).unwrap();
+        created["sid"].as_str().unwrap().to_owned()
+    };
+    let far_callee = |n: usize, host: u8| {
+        let phone = rig::rtp_socket(&far[n], host);
+        let (callee, media) = phone_telling_media(&far[n], &phone, (&far[n].ip(3), 5060));
+        (phone, callee, media)
+    };
+    let up = |sid: &str| {
+        let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid}.json");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, body) = server.http("GET", &path, Some((ACCOUNT, TOKEN)), "");
+            if body.contains("\"in-progress\"") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{body}\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The far callee's media, at the server's media address.
+    let at_server = |port: u16| std::net::SocketAddr::new(net.ip(1).parse().unwrap(), port);
+
+    let room = "<Response><Dial><Conference beep=\"false\">room1</Conference></Dial></Response>";
+    let phone_a = rig::rtp_socket(&net, 6);
+    let (callee_a, media_a) = callee_telling_media(&net, &phone_a);
+    let sid_a = place_call(&server, room, "");
+    up(&sid_a);
+    let (talking_a, talker_a) = talk(&phone_a, media_a(), 700.0);
+    let conferences = format!("/2010-04-01/Accounts/{ACCOUNT}/Conferences");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let conference = loop {
+        let (_, body) = server.http(
+            "GET",
+            &format!("{conferences}.json?FriendlyName=room1"),
+            Some((ACCOUNT, TOKEN)),
+            "",
+        );
+        let listed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if let Some(sid) = listed["conferences"][0]["sid"].as_str() {
+            break sid.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no room\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (phone_c, callee_c, media_c) = far_callee(0, 6);
+    let sid_c = place_far(0, room);
+    assert_ne!(
+        shard_of_call(&sid_a, 2),
+        shard_of_call(&sid_c, 2),
+        "calls placed in turn go to the shards in turn"
+    );
+    up(&sid_c);
+    let (talking_c, talker_c) = talk(&phone_c, at_server(media_c().port()), 1300.0);
+
+    std::thread::sleep(Duration::from_millis(600));
+    let (a_hears_c, c_hears_a) = (hears(&phone_a, 1300.0), hears(&phone_c, 700.0));
+    assert!(
+        a_hears_c > 0.6,
+        "A's callee hears C's: {a_hears_c}\n{}",
+        server.log()
+    );
+    assert!(
+        c_hears_a > 0.6,
+        "C's callee hears A's: {c_hears_a}\n{}",
+        server.log()
+    );
+
+    let participants = || -> Vec<String> {
+        let (status, body) = server.http(
+            "GET",
+            &format!("{conferences}/{conference}/Participants.json"),
+            Some((ACCOUNT, TOKEN)),
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let listed: Value = serde_json::from_str(&body).unwrap();
+        let mut calls: Vec<String> = (listed["participants"].as_array().unwrap().iter())
+            .map(|p| p["call_sid"].as_str().unwrap().to_owned())
+            .collect();
+        calls.sort();
+        calls
+    };
+    let mut both = vec![sid_a.clone(), sid_c.clone()];
+    both.sort();
+    assert_eq!(participants(), both);
+
+    // The visitor removed by its own SID: its call leaves the room, its document ends and it
+    // hangs up; A's callee no longer hears it.
+    let (status, body) = server.http(
+        "DELETE",
+        &format!("{conferences}/{conference}/Participants/{sid_c}.json"),
+        Some((ACCOUNT, TOKEN)),
+        "",
+    );
+    assert_eq!(status, 204, "{body}\n{}", server.log());
+    assert!(
+        callee_c.finished_ok(Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    talking_c.store(false, Ordering::Relaxed);
+    talker_c.join().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let after = hears(&phone_a, 1300.0);
+    assert!(after < 0.05, "C's callee still heard: {after}");
+    assert_eq!(participants(), vec![sid_a.clone()]);
+    let (status, body) = server.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid_a}.json"),
+        Some((ACCOUNT, TOKEN)),
+        "Status=completed",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        callee_a.finished_ok(Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    talking_a.store(false, Ordering::Relaxed);
+    talker_a.join().unwrap();
+
+    // A queue: the caller waits on one shard, the agent's `<Dial><Queue>` is on the other.
+    let queues = format!("/2010-04-01/Accounts/{ACCOUNT}/Queues.json");
+    let (status, body) = server.http(
+        "POST",
+        &queues,
+        Some((ACCOUNT, TOKEN)),
+        "FriendlyName=support",
+    );
+    assert_eq!(status, 201, "{body}");
+    let (phone_q, callee_q, media_q) = far_callee(1, 6);
+    let caller = place_far(1, "<Response><Enqueue>support</Enqueue></Response>");
+    up(&caller);
+    let (talking_q, talker_q) = talk(&phone_q, at_server(media_q().port()), 700.0);
+    let (phone_g, callee_g, media_g) = far_callee(2, 6);
+    let agent = place_far(
+        2,
+        "<Response><Dial><Queue>support</Queue></Dial></Response>",
+    );
+    assert_ne!(shard_of_call(&caller, 2), shard_of_call(&agent, 2));
+    up(&agent);
+    let (talking_g, talker_g) = talk(&phone_g, at_server(media_g().port()), 1300.0);
+    // A caller waiting in a queue may hear nothing at all (no packet): that is not the agent.
+    let hears_within = |phone: &std::net::UdpSocket, freq: f32| {
+        let (mut share, deadline) = (0.0, Instant::now() + Duration::from_secs(8));
+        while Instant::now() < deadline && share <= 0.6 {
+            rig::drain(phone);
+            share = rig::try_receive_audio(phone, 50, switchboard_media::Law::Ulaw)
+                .map_or(0.0, |(heard, _)| {
+                    switchboard_media::tone::share_at(&heard, freq)
+                });
+        }
+        share
+    };
+    let q_hears_g = hears_within(&phone_q, 1300.0);
+    assert!(
+        q_hears_g > 0.6,
+        "the caller hears the agent: {q_hears_g}\n{}",
+        server.log()
+    );
+    let g_hears_q = hears_within(&phone_g, 700.0);
+    assert!(
+        g_hears_q > 0.6,
+        "the agent hears the caller: {g_hears_q}\n{}",
+        server.log()
+    );
+    let (status, body) = server.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{agent}.json"),
+        Some((ACCOUNT, TOKEN)),
+        "Status=completed",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        callee_g.finished_ok(Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    assert!(
+        callee_q.finished_ok(Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    for (talking, talker) in [(talking_q, talker_q), (talking_g, talker_g)] {
+        talking.store(false, Ordering::Relaxed);
+        talker.join().unwrap();
+    }
+}

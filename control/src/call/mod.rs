@@ -5,7 +5,7 @@
 pub use switchboard_core::*;
 
 pub mod driver;
-pub use driver::control::CallControl;
+pub use driver::control::{BridgeAcross, CallControl, RoomPlace};
 pub use driver::{Driver, DriverConfig, shards};
 
 #[cfg(test)]

@@ -502,10 +502,12 @@ impl UserAgent {
 
     fn contact(&self, peer: &Peer) -> String {
         let l = self.listener(peer);
+        // A shard's Contact names it: a peer's requests inside the dialog come back to it.
         format!(
-            "<sip:switchboard@{}{}>",
+            "<sip:switchboard@{}{}{}>",
             l.advertised,
-            peer.transport.uri_param()
+            peer.transport.uri_param(),
+            self.config.shard.contact_param()
         )
     }
 }

@@ -62,8 +62,33 @@ pub struct CallControl {
     /// Where the next call placed without a parent goes.
     next: Arc<AtomicUsize>,
     /// Held across a conference join's look at every shard's rooms and the join itself, so
-    /// that two shards never open rooms of one name (see [`CallControl::command`]).
+    /// that two shards never open rooms of one name (see [`CallControl::join_room`]).
     joining: Arc<tokio::sync::Mutex<()>>,
+    /// What bridges two calls held by different shards (a visit from one to the other,
+    /// set by the services once they run).
+    across: Arc<std::sync::OnceLock<Arc<dyn BridgeAcross>>>,
+}
+
+/// Bridges a call with one another shard of this node holds: the services' visit from the
+/// call's shard to the other's ([`crate::services::cluster::rooms`]).
+pub trait BridgeAcross: Send + Sync {
+    fn bridge_across<'a>(
+        &'a self,
+        call: &'a str,
+        other: &'a str,
+        shard: u16,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CallError>> + Send + 'a>>;
+}
+
+/// Where a call is to sit in a room: seated already, or in the room another shard holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomPlace {
+    Joined,
+    /// The room (its SID) is held by this shard of the node: the call visits it there.
+    Shard {
+        shard: u16,
+        conference: String,
+    },
 }
 
 /// Where a request goes.
@@ -82,17 +107,61 @@ impl CallControl {
             subscribers: Arc::new(AtomicU64::new(0)),
             next: Arc::new(AtomicUsize::new(0)),
             joining: Arc::new(tokio::sync::Mutex::new(())),
+            across: Arc::default(),
         };
         (control, rxs)
     }
 
-    fn count(&self) -> u16 {
+    /// How many call-core shards the node runs.
+    pub fn count(&self) -> u16 {
         self.shards.len() as u16
     }
 
     /// The shard holding `call` (its SID or call control id).
-    fn shard_of(&self, call: &str) -> usize {
+    pub fn shard_of(&self, call: &str) -> usize {
         usize::from(crate::call::shard_of_call(call, self.count()))
+    }
+
+    /// Bridges across shards with `across` from now on (the services, once they run).
+    pub fn bridge_across_with(&self, across: Arc<dyn BridgeAcross>) {
+        let _ = self.across.set(across);
+    }
+
+    /// Seats `call` in the room `spec` names when this shard holds it or no shard does (the
+    /// room opens here); otherwise says which shard holds it, for the call to visit. The
+    /// look and the join are one step for every joiner of the node, so that two shards
+    /// never open rooms of one name.
+    pub async fn join_room(
+        &self,
+        call: &str,
+        spec: crate::call::JoinSpec,
+    ) -> Result<RoomPlace, CallError> {
+        let _joining = match self.shards.len() {
+            1 => None,
+            _ => {
+                let held = self.joining.lock().await;
+                let here = self.shard_of(call);
+                let rooms = self.ask_every(Request::Conferences, |answer| match answer {
+                    Answer::Conferences(all) => Some(all),
+                    _ => None,
+                });
+                let elsewhere = (rooms.await?.into_iter().enumerate())
+                    .filter(|(shard, _)| *shard != here)
+                    .find_map(|(shard, rooms)| {
+                        let room = rooms.into_iter().find(|r| r.name == spec.name)?;
+                        Some((shard, room.sid))
+                    });
+                if let Some((shard, conference)) = elsewhere {
+                    let shard = shard as u16;
+                    return Ok(RoomPlace::Shard { shard, conference });
+                }
+                Some(held)
+            }
+        };
+        let call = call.to_owned();
+        let command = CallCommand::ConferenceJoin(spec);
+        let done = self.ask(Request::Command { call, command }, None, done);
+        done.await?.map(|()| RoomPlace::Joined)
     }
 
     fn route(&self, request: &Request) -> Shards {
@@ -325,36 +394,69 @@ impl CallControl {
     }
 
     pub async fn command(&self, call: &str, command: CallCommand) -> Result<(), CallError> {
-        // What joins two calls needs both on one shard. A room is on the shard of its first
-        // member; the look at every shard's rooms and the join are one step.
-        let _joining = match &command {
+        // What joins two calls needs both on one shard: a room is joined where it is held
+        // (a visit to another shard's is the services' part), and a bridge with a call of
+        // another shard is a visit to it.
+        match &command {
             CallCommand::ConferenceJoin(spec) if self.shards.len() > 1 => {
-                let held = self.joining.lock().await;
-                let here = self.shard_of(call);
-                let rooms = self.ask_every(Request::Conferences, |answer| match answer {
-                    Answer::Conferences(all) => Some(all),
-                    _ => None,
-                });
-                let elsewhere = (rooms.await?.iter().enumerate()).any(|(shard, rooms)| {
-                    shard != here && rooms.iter().any(|r| r.name == spec.name)
-                });
-                if elsewhere {
-                    return Err(other_shard(call, "the conference's room"));
-                }
-                Some(held)
+                return match self.join_room(call, spec.clone()).await? {
+                    RoomPlace::Joined => Ok(()),
+                    RoomPlace::Shard { .. } => Err(other_shard(call, "the conference's room")),
+                };
             }
-            CallCommand::Bridge(other)
-            | CallCommand::Supervise { call: other, .. }
+            CallCommand::Bridge(other) if self.shard_of(other) != self.shard_of(call) => {
+                let shard = self.shard_of(other) as u16;
+                return match self.across.get() {
+                    Some(across) => across.bridge_across(call, other, shard).await,
+                    None => Err(other_shard(call, other)),
+                };
+            }
+            CallCommand::Supervise { call: other, .. }
             | CallCommand::ConferenceCoach(Some(other))
                 if self.shard_of(other) != self.shard_of(call) =>
             {
                 return Err(other_shard(call, other));
             }
-            _ => None,
+            _ => {}
+        }
+        // A command on a seat goes to the shard whose room seats the call: its own, or the
+        // one it visits, whose leg there takes the room's commands in its name.
+        let shard = match command.seat_copy() {
+            Some(_) if self.shards.len() > 1 => self.seated_on(call).await?,
+            _ => self.shard_of(call),
         };
-        let call = call.to_owned();
-        let done = self.ask(Request::Command { call, command }, None, done);
-        done.await?
+        let request = Request::Command {
+            call: call.to_owned(),
+            command,
+        };
+        let (reply, rx) = oneshot::channel();
+        let reply: ReplyTo = Box::new(move |answer, engine| {
+            if let Some(done) = done(answer, engine) {
+                let _ = reply.send(done);
+            }
+        });
+        (self.shards[shard].send(ToDriver::Core {
+            request,
+            reply: Some(reply),
+            subscriber: None,
+        }))
+        .map_err(|_| CallError::Stopped)?;
+        rx.await.map_err(|_| CallError::Stopped)?
+    }
+
+    /// The shard whose room seats `call` (by its own SID, a visitor's too); its own when
+    /// none does.
+    async fn seated_on(&self, call: &str) -> Result<usize, CallError> {
+        let rooms = self.ask_every(Request::Conferences, |answer| match answer {
+            Answer::Conferences(all) => Some(all),
+            _ => None,
+        });
+        let seated = (rooms.await?.iter().enumerate()).find_map(|(shard, rooms)| {
+            (rooms.iter())
+                .any(|room| room.participants.iter().any(|p| p.call == call))
+                .then_some(shard)
+        });
+        Ok(seated.unwrap_or_else(|| self.shard_of(call)))
     }
 
     /// Hands the call to another controller: its events go to `events` from now on.
@@ -509,8 +611,8 @@ impl CallControl {
 /// The refusal of a command that would join a call with one another shard holds.
 fn other_shard(call: &str, other: &str) -> CallError {
     CallError::BadArgument(format!(
-        "{call} and {other} are held by different call-core shards of this node, and calls \
-         are not joined across shards yet (run with sip.call_shards = 1)"
+        "{call} and {other} are held by different call-core shards of this node, and this is \
+         not done across shards (run with sip.call_shards = 1)"
     ))
 }
 

@@ -11,7 +11,8 @@
 
 use crate::call::visit::{self, Destination, Seat, Visit};
 use crate::call::{
-    Beep, CallCommand, CallControl, CallError, CallEvent, EventKind, JoinSpec, Originate, Target,
+    Beep, BridgeAcross, CallCommand, CallControl, CallError, CallEvent, EventKind, JoinSpec,
+    Originate, RoomPlace, Target,
 };
 use crate::infra::accounts::Directory;
 use crate::infra::clock::now_ms;
@@ -23,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_media::record::RecordFormat;
+use switchboard_sip::shard::Shard;
 use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -32,8 +34,10 @@ const VISIT_RING: Duration = Duration::from_secs(10);
 pub struct Rooms {
     store: Store,
     control: CallControl,
-    /// Seals and opens visits; `None` without a shared secret (a lone node).
+    /// Seals and opens visits; `None` without a shared secret (a lone node of one shard).
     key: Option<[u8; 32]>,
+    /// Where this node takes SIP: the visits between its shards go there.
+    own_sip: Option<SocketAddr>,
     prompts: Arc<Prompts>,
     directory: Arc<Directory>,
     /// Conferences' reports, caught up here as visiting legs see their events.
@@ -47,6 +51,18 @@ pub enum Joined {
     /// Through `leg`, a call to the room's home bridged with the visiting call; it hangs up
     /// once the bridge ends, whichever side ends it. The room's conference is `conference`.
     There { leg: String, conference: String },
+}
+
+impl BridgeAcross for Rooms {
+    fn bridge_across<'a>(
+        &'a self,
+        call: &'a str,
+        other: &'a str,
+        shard: u16,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CallError>> + Send + 'a>>
+    {
+        Box::pin(self.bridge_on_shard(call, other, shard))
+    }
 }
 
 /// The subscription reporting a visitor's stay in a conference, given the conference's SID.
@@ -66,22 +82,33 @@ pub struct Visiting<'a> {
 }
 
 impl Rooms {
+    /// The rooms of the node whose SIP is at `own_sip`; with several call-core shards it
+    /// bridges the calls of two of them for `control` ([`CallControl::bridge_across_with`]).
     pub fn new(
         store: Store,
         control: CallControl,
-        secret: &str,
+        (secret, own_sip): (&str, Option<SocketAddr>),
         prompts: Arc<Prompts>,
         directory: Arc<Directory>,
         subscriptions: Arc<Subscriptions>,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            store,
-            control,
-            key: visit::key(secret),
+        // The shards of one process visit each other with its own key when no secret is
+        // shared with other nodes.
+        let shards = control.count() > 1;
+        let key = visit::key(secret).or_else(|| shards.then(|| visit::node_key(secret)));
+        let rooms = Arc::new(Self {
+            own_sip,
+            key,
             prompts,
             directory,
+            store,
+            control,
             subscriptions,
-        })
+        });
+        if shards {
+            rooms.control.bridge_across_with(rooms.clone());
+        }
+        rooms
     }
 
     /// The node this one is.
@@ -110,15 +137,40 @@ impl Rooms {
             Some(home) if home.node != self.store.node() => home,
             here => {
                 spec.sid = here.map(|h| h.sid);
-                return (self.control)
-                    .command(call, CallCommand::ConferenceJoin(spec))
-                    .await
-                    .map(|()| Joined::Here);
+                // Held here: by this call's shard (or none yet), or another shard's.
+                return match self.control.join_room(call, spec.clone()).await? {
+                    RoomPlace::Joined => Ok(Joined::Here),
+                    RoomPlace::Shard { shard, conference } => {
+                        let Some(own) = self.own_sip else {
+                            return Err(CallError::NoRoute(503));
+                        };
+                        let home = (own.to_string(), conference, Some(shard));
+                        self.visit_room(call, spec, visiting, home).await
+                    }
+                };
             }
         };
+        info!(
+            room = spec.name,
+            home = home.node,
+            "visiting the room's home"
+        );
+        self.visit_room(call, spec, visiting, (home.sip, home.sid, None))
+            .await
+    }
+
+    /// Seats `call` in the room `spec` names that another node, or another shard of this one
+    /// (`sip`, the room's SID, the shard), holds: through a visit.
+    async fn visit_room(
+        &self,
+        call: &str,
+        spec: JoinSpec,
+        visiting: Visiting<'_>,
+        (sip, conference, shard): (String, String, Option<u16>),
+    ) -> Result<Joined, CallError> {
         let seat = Seat {
             room: spec.name.clone(),
-            conference: home.sid.clone(),
+            conference: conference.clone(),
             caller: call.to_owned(),
             muted: spec.muted,
             start_on_enter: spec.start_on_enter,
@@ -130,24 +182,38 @@ impl Rooms {
             trim_silence: spec.trim_silence,
             coach: spec.coach.clone(),
         };
-        if let Some(asked) = visiting.reports.and_then(|reports| reports(&home.sid)) {
-            self.subscribe_visitor(asked, &home.sid).await;
+        if let Some(asked) = visiting.reports.and_then(|reports| reports(&conference)) {
+            self.subscribe_visitor(asked, &conference).await;
         }
         let visit = Visit {
             account: visiting.account.to_owned(),
             at: now_ms(),
             to: Destination::Room(seat),
         };
-        info!(
-            room = spec.name,
-            home = home.node,
-            "visiting the room's home"
-        );
-        let leg = self.visit(call, visiting.from, &home.sip, visit).await?;
-        Ok(Joined::There {
-            leg,
-            conference: home.sid,
-        })
+        let leg = self.visit(call, visiting.from, &sip, shard, visit).await?;
+        Ok(Joined::There { leg, conference })
+    }
+
+    /// Bridges `call` with `other`, which `shard` of this node holds: through a visit to it.
+    async fn bridge_on_shard(&self, call: &str, other: &str, shard: u16) -> Result<(), CallError> {
+        let Some(own) = self.own_sip else {
+            return Err(CallError::NoRoute(503));
+        };
+        let view = self.control.view(call).await?;
+        let account = view.account.clone().unwrap_or_default();
+        let visit = Visit {
+            account,
+            at: now_ms(),
+            to: Destination::Call {
+                call: other.to_owned(),
+            },
+        };
+        let sip = own.to_string();
+        // The leg never leaves the node: its caller ID names what it is.
+        (self
+            .visit(call, visit::USER, &sip, Some(shard), visit)
+            .await)
+            .map(|_| ())
     }
 
     /// Subscribes `asked` to conference `sid`'s events from those not stored yet on (the
@@ -189,16 +255,18 @@ impl Rooms {
                 call: other.to_owned(),
             },
         };
-        self.visit(call, from, &sip, visit).await
+        self.visit(call, from, &sip, None, visit).await
     }
 
-    /// Places the visit's leg to the node at `sip` (`host:port`), waits for it to be taken and
-    /// bridges `call` with it; the leg lasts as long as the bridge.
+    /// Places the visit's leg to the node at `sip` (`host:port`), to `shard` of it when given
+    /// (this node's), waits for it to be taken and bridges `call` with it; the leg lasts as
+    /// long as the bridge.
     async fn visit(
         &self,
         call: &str,
         from: &str,
         sip: &str,
+        shard: Option<u16>,
         visit: Visit,
     ) -> Result<String, CallError> {
         let (Some(key), Ok(next_hop)) = (&self.key, sip.parse::<SocketAddr>()) else {
@@ -218,7 +286,8 @@ impl Rooms {
                 without.seal(key)
             })
             .ok_or_else(|| CallError::BadArgument("the room's name is too long".into()))?;
-        let uri = format!("sip:{}@{next_hop}", visit::USER);
+        let to_shard = shard.map(Shard::target).unwrap_or_default();
+        let uri = format!("sip:{}@{next_hop}{to_shard}", visit::USER);
         let uri = (uri.as_str())
             .try_into()
             .map_err(|_| CallError::BadArgument(format!("{uri} is no SIP URI")))?;
