@@ -94,6 +94,9 @@ pub(crate) fn run_sip(
         );
         let count = settings.call_shards.max(1);
         let endpoints = switchboard_control::call::shards::EndpointShards::default();
+        // The limits of accounts and channel groups hold over the node's calls, whichever
+        // shard carries them.
+        let tally = (count > 1).then(|| Arc::new(switchboard_control::call::NodeTally::default()));
         let mut registrar = None;
         let mut cores = Vec::with_capacity(usize::from(count));
         for index in 0..count {
@@ -139,6 +142,7 @@ pub(crate) fn run_sip(
                         settings.digest_secret.as_deref().unwrap_or_default(),
                     )),
                     shard,
+                    tally: tally.clone(),
                 },
                 (
                     std::time::Instant::now(),

@@ -53,8 +53,10 @@ pub mod sid;
 pub mod status;
 mod store_writes;
 mod supervision;
+mod tally;
 mod timers;
 mod transfer;
+pub use tally::NodeTally;
 mod trunk_health;
 pub mod visit;
 
@@ -107,6 +109,9 @@ pub struct CoreConfig {
     /// Which of the node's call-core shards this core is: its calls' ids name it, and the
     /// numbers it gives the shared media engine's mixers and recordings are its own.
     pub shard: switchboard_sip::shard::Shard,
+    /// The node's calls per account and channel group, kept by all of its shards (their
+    /// limits hold node-wide); `None`: this core holds all the node's calls and counts them.
+    pub tally: Option<Arc<tally::NodeTally>>,
 }
 
 /// How far the wall clock may drift from the core's reckoning before it is re-anchored.

@@ -162,7 +162,7 @@ impl CallCore {
             })
             .filter(|_| taker.is_err());
         let mut channels = policy.map(|p| p.groups()).unwrap_or_default();
-        let refusal = policy.and_then(|p| p.refusal(&number, |g| self.calls.of_channel_group(g)));
+        let refusal = policy.and_then(|p| p.refusal(&number, |g| self.live_of_group(g)));
         if let Some((code, phrase)) = refusal {
             metrics::counter!("switchboard_calls_refused_total", "reason" => "outbound-policy")
                 .increment(1);
@@ -172,7 +172,7 @@ impl CallCore {
         // visiting here: that one was counted where it arrived).
         let inbound = (self.routing.tenant.inbound_limits.get(&number)).filter(|_| !visiting);
         if let Some((limit, phrase)) = inbound {
-            if self.calls.of_channel_group(&limit.group) >= limit.max as usize {
+            if self.live_of_group(&limit.group) >= limit.max as usize {
                 metrics::counter!("switchboard_calls_refused_total", "reason" => "inbound-limit")
                     .increment(1);
                 let phrase = phrase.clone();
@@ -257,6 +257,7 @@ impl CallCore {
         if let Some(call) = self.calls.get_mut(&key) {
             call.channels = channels;
         }
+        self.recount(key);
         if let Some((call, mut cx)) = self.call_mut(key) {
             call.ring_devices(&mut cx, now, Party::Callee.index(), routed.devices);
         }
@@ -304,6 +305,7 @@ impl CallCore {
         if let Some(call) = self.calls.get_mut(&key) {
             call.channels = channels;
         }
+        self.recount(key);
         self.emit(key, incoming);
     }
 
@@ -322,7 +324,7 @@ impl CallCore {
             return Ok(());
         };
         let max = limits.of(account).max_calls;
-        if self.calls.of_account(account) < max as usize {
+        if self.live_of_account(account) < max as usize {
             return Ok(());
         }
         metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")
@@ -415,7 +417,9 @@ impl CallCore {
         metrics::counter!("switchboard_shard_calls_total", "shard" => self.config.shard.index.to_string())
             .increment(1);
         let call = Call::new(record, span, legs, offer, controller);
-        self.calls.insert(call)
+        let key = self.calls.insert(call);
+        self.recount(key);
+        key
     }
 
     /// Sends an event to the call's controller and observers, and stores it (see
@@ -455,6 +459,10 @@ impl CallCore {
         if !call.enter(Phase::Ended, self.wall) {
             return;
         }
+        self.recount(key);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         call.timers.stop_all();
         call.record.status = status;
         call.record.sip_code = sip_code;

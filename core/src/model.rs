@@ -68,6 +68,8 @@ pub(super) struct Call {
     /// The channel groups the call takes a channel of while it lives (see
     /// [`crate::api::ChannelLimit`]).
     pub(super) channels: Vec<String>,
+    /// What the call last added to the node's tally ([`crate::tally`]).
+    pub(super) tallied: crate::tally::Share,
 }
 
 /// One leg of a call: a dialog with a peer and the media endpoint that anchors its audio.
@@ -372,6 +374,7 @@ impl Call {
             seat: None,
             forking: None,
             channels: Vec::new(),
+            tallied: Default::default(),
         }
     }
 

@@ -375,3 +375,72 @@ fn calls_of_two_shards_share_a_room_and_a_queue() {
         talker.join().unwrap();
     }
 }
+
+/// An account's limit of calls at once holds over the node, whichever shard carries each
+/// call: with two calls up (placed in turn, one on each shard) a third is refused with
+/// Twilio's 429 / 20429, and once one ends a new one is taken.
+#[test]
+fn an_accounts_limit_holds_over_both_shards() {
+    use common::voice_app::{ACCOUNT, TOKEN};
+    use serde_json::Value;
+    use switchboard_control::call::shard_of_call;
+
+    let net = Net::new(78);
+    let config = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
+         max_calls = 2\ncalls_per_second = 100.0\n"
+    );
+    let server = Server::start_with(
+        &net,
+        &net.two_trunks(&config),
+        &[("SWITCHBOARD_SIP__CALL_SHARDS", "2")],
+    );
+    // The carrier rings every call until it is cancelled.
+    let ringing = scenario(&net, "uas_ring_until_cancel.xml", &[]);
+    let _carrier = SippServer::start(&net, &ringing, &net.ip(3), 5060, &["-m", "10"]);
+    let calls = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls");
+    let place = || {
+        let body = "To=%2B15551234&From=%2B15550001&Url=http%3A%2F%2F127.0.0.1%3A9%2Fv";
+        let (status, body) = server.http(
+            "POST",
+            &format!("{calls}.json"),
+            Some((ACCOUNT, TOKEN)),
+            body,
+        );
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let (first, second) = (place(), place());
+    assert_eq!((first.0, second.0), (201, 201), "{first:?} {second:?}");
+    let sids: Vec<String> = [&first.1, &second.1]
+        .iter()
+        .map(|c| c["sid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_ne!(shard_of_call(&sids[0], 2), shard_of_call(&sids[1], 2));
+    let (status, refused) = place();
+    assert_eq!(
+        (status, refused["code"].as_i64()),
+        (429, Some(20429)),
+        "{refused}\n{}",
+        server.log()
+    );
+    // One ends: the account may place another.
+    let (status, body) = server.http(
+        "POST",
+        &format!("{calls}/{}.json", sids[0]),
+        Some((ACCOUNT, TOKEN)),
+        "Status=canceled",
+    );
+    assert_eq!(status, 200, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = place();
+        if status == 201 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

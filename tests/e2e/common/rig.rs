@@ -121,6 +121,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             account_limits: None,
             visit_key: None,
             shard: Default::default(),
+            tally: None,
         },
         (
             std::time::Instant::now(),

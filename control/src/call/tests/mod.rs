@@ -171,6 +171,7 @@ impl Rig {
                 account_limits: None,
                 visit_key: None,
                 shard: Default::default(),
+                tally: None,
             },
             (Instant::now(), crate::infra::clock::now_ms()),
         );
