@@ -225,6 +225,9 @@ pub enum Output {
     },
     /// The core names this subscriber no more (its call is over, or it was refused).
     Unsubscribe(SubscriberId),
+    /// A trunk's keep-alives found it up or down: for the node's other shards, which do not
+    /// ping the trunks themselves ([`CallCore::handle_trunk_health`]).
+    TrunkHealth { trunk: String, up: bool },
 }
 
 /// A routed call for the route services, and what its route asks of them.
@@ -582,7 +585,9 @@ impl CallCore {
 
     /// When [`CallCore::handle_timeout`] is next due.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
-        let probe = self.trunk_health.poll_timeout(now);
+        let probe = (self.pings_trunks())
+            .then(|| self.trunk_health.poll_timeout(now))
+            .flatten();
         [self.ua.poll_timeout(), self.next_call_timer(), probe]
             .into_iter()
             .flatten()

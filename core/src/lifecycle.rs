@@ -633,7 +633,19 @@ impl CallCore {
             return self.ua.answer_refer(now, referrer_leg, 400);
         };
         let Some((other_key, index)) = self.calls.dialog_named(&self.ua, &replaces) else {
-            info!("attended transfer refused: the dialog to replace is not Switchboard's");
+            // The phone's other call may be on another of the node's shards (its Call-ID
+            // chose it): the two calls' legs are not exchanged across shards.
+            let shard = self.config.shard;
+            let held = switchboard_sip::shard::shard_of_call_id(&replaces.call_id, shard.count);
+            match held == shard.index {
+                true => {
+                    info!("attended transfer refused: the dialog to replace is not Switchboard's")
+                }
+                false => info!(
+                    shard = held,
+                    "attended transfer refused: the dialog to replace is another call-core shard's, and legs are not exchanged across shards"
+                ),
+            }
             return self.ua.answer_refer(now, referrer_leg, 501);
         };
         let joinable = |k: CallKey| {

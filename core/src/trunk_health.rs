@@ -102,6 +102,17 @@ impl TrunkHealth {
         })
     }
 
+    /// Another shard's keep-alives found `trunk` up or down; whether that changed its state.
+    pub(super) fn set(&mut self, trunk: &str, up: bool) -> bool {
+        match self.probes.get_mut(trunk) {
+            Some(probe) if probe.up != up => {
+                probe.up = up;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Every probed trunk and whether it is up.
     pub(super) fn states(&self) -> impl Iterator<Item = (&str, bool)> {
         self.probes.iter().map(|(n, p)| (n.as_str(), p.up))
@@ -109,8 +120,18 @@ impl TrunkHealth {
 }
 
 impl super::CallCore {
+    /// Whether this core pings the trunks: the first shard does, for the node, and tells the
+    /// others what it finds ([`Output::TrunkHealth`](super::Output::TrunkHealth)); one
+    /// trunk gets one keep-alive an interval however many shards the node runs.
+    pub(super) fn pings_trunks(&self) -> bool {
+        self.config.shard.index == 0
+    }
+
     /// Pings the trunks whose keep-alive is due.
     pub(super) fn probe_trunks(&mut self, now: Instant) {
+        if !self.pings_trunks() {
+            return;
+        }
         for name in self.trunk_health.due(now) {
             let ping = self.routing.trunk(&name).and_then(|t| {
                 let peer = self.ua.peer_for(t.transport, t.address)?;
@@ -134,6 +155,18 @@ impl super::CallCore {
             tracing::warn!(trunk = %change.trunk, code, "trunk down: routes pass over it until it answers");
         }
         self.show_trunk_health();
+        if self.config.shard.count > 1 {
+            let (trunk, up) = (change.trunk, change.up);
+            self.outputs
+                .push_back(super::Output::TrunkHealth { trunk, up });
+        }
+    }
+
+    /// What the shard that pings the trunks found: `trunk` is up or down from now on.
+    pub fn handle_trunk_health(&mut self, trunk: &str, up: bool) {
+        if self.trunk_health.set(trunk, up) {
+            tracing::debug!(trunk, up, "a trunk's health, from the shard that pings it");
+        }
     }
 
     /// Whether a route may send a new call to `trunk` now: it is up (its keep-alives are

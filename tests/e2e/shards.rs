@@ -444,3 +444,85 @@ fn an_accounts_limit_holds_over_both_shards() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// One shard pings the trunks for the node and tells the others what it finds: a trunk
+/// whose keep-alives go unanswered is marked down once (one keep-alive an interval, not one
+/// per shard), and calls on both shards pass over it from then on.
+#[test]
+fn one_shard_pings_the_trunks_and_every_shard_passes_over_one_down() {
+    let net = Net::new(79);
+    // Nothing listens at .6, probed every second.
+    let config = format!(
+        "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n\
+         [[trunks]]\nname = \"probed\"\naddress = \"{probed}:5060\"\noptions_interval_secs = 1\n\
+         [[trunks]]\nname = \"good\"\naddress = \"{good}:5060\"\n\
+         [[routes]]\npattern = \"^\\\\+?1555\"\ntrunks = [\"probed\", \"good\"]\n",
+        a = net.ip(2),
+        probed = net.ip(6),
+        good = net.ip(3),
+    );
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[
+            ("SWITCHBOARD_SIP__T1_MS", "100"),
+            ("SWITCHBOARD_SIP__CALL_SHARDS", "2"),
+        ],
+    );
+    server.wait_for_log("trunk down: routes pass over it until it answers trunk=probed code=408");
+    let good = SippServer::start(
+        &net,
+        &scenario(&net, "uas_answer.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", &CALLS.to_string()],
+    );
+    let run = run_sipp(
+        &net,
+        &scenario(&net, "uac_short.xml", &[]),
+        &net.ip(2),
+        5060,
+        server.sip,
+        &[
+            "-s",
+            "+15551234",
+            "-m",
+            &CALLS.to_string(),
+            "-r",
+            "4",
+            "-l",
+            "4",
+        ],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(
+        good.finished_ok(Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    let log = server.log();
+    // Every call, on either shard, went to the good trunk at once: none tried the one down.
+    for call in server.ended_calls(CALLS) {
+        assert_eq!(call["trunk_out"], "good", "{call}");
+    }
+    assert!(
+        !log.contains(r#"trying trunk=Some("probed")"#) && !log.contains(r#"from=Some("probed")"#),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("trunk down: routes pass over it until it answers trunk=probed")
+            .count(),
+        1,
+        "the trunk is pinged by one shard\n{log}"
+    );
+    let shard = |n: u8| {
+        (server.metric(&format!("switchboard_shard_calls_total{{shard=\"{n}\"}}"))).unwrap_or(0.0)
+    };
+    assert!(
+        shard(0) >= 1.0 && shard(1) >= 1.0,
+        "{} {}",
+        shard(0),
+        shard(1)
+    );
+}

@@ -25,6 +25,8 @@ pub(crate) enum ToDriver {
     },
     /// Routed calls whose routes ask for services go here from now on.
     ServeRoutes(mpsc::Sender<crate::call::ServeRoute>),
+    /// What the shard that pings the trunks found (see [`crate::call::Output::TrunkHealth`]).
+    TrunkHealth { trunk: String, up: bool },
 }
 
 /// Takes the core's answer to a request (with the engine, to make a [`MediaLink`] of a link's
@@ -110,6 +112,16 @@ impl CallControl {
             across: Arc::default(),
         };
         (control, rxs)
+    }
+
+    /// Hands `trunk`'s health to every shard but `from` (the one that pings the trunks).
+    pub(crate) fn tell_trunk_health(&self, from: usize, trunk: &str, up: bool) {
+        for (shard, tx) in self.shards.iter().enumerate() {
+            if shard != from {
+                let trunk = trunk.to_owned();
+                let _ = tx.send(ToDriver::TrunkHealth { trunk, up });
+            }
+        }
     }
 
     /// How many call-core shards the node runs.

@@ -55,6 +55,8 @@ pub struct Driver {
     next_request: u64,
     /// Where routed calls go whose routes ask for services ([`Output::Serve`]).
     route_services: Option<mpsc::Sender<ServeRoute>>,
+    /// The node's shards (this one is `index`), for what one tells the others.
+    shards: (usize, CallControl),
 }
 
 impl Driver {
@@ -69,8 +71,8 @@ impl Driver {
     pub fn sharded(cores: Vec<(CallCore, DriverConfig)>) -> (Vec<Self>, CallControl) {
         let count = u16::try_from(cores.len()).expect("at most 2^16 shards");
         let (control, queues) = CallControl::new(count);
-        let drivers = (cores.into_iter().zip(queues))
-            .map(|((core, config), requests)| Self {
+        let drivers = (cores.into_iter().zip(queues).enumerate())
+            .map(|(index, ((core, config), requests))| Self {
                 core,
                 config,
                 requests,
@@ -78,6 +80,7 @@ impl Driver {
                 replies: HashMap::new(),
                 next_request: 0,
                 route_services: None,
+                shards: (index, control.clone()),
             })
             .collect();
         (drivers, control)
@@ -184,6 +187,7 @@ impl Driver {
     fn take_request(&mut self, now: Instant, message: ToDriver) {
         match message {
             ToDriver::ServeRoutes(tx) => self.route_services = Some(tx),
+            ToDriver::TrunkHealth { trunk, up } => self.core.handle_trunk_health(&trunk, up),
             ToDriver::Core {
                 request,
                 reply,
@@ -243,6 +247,10 @@ impl Driver {
                     gone.extend(self.subscribers.deliver(to, call, event));
                 }
                 Output::Unsubscribe(id) => self.subscribers.remove(id),
+                Output::TrunkHealth { trunk, up } => {
+                    let (index, shards) = &self.shards;
+                    shards.tell_trunk_health(*index, &trunk, up);
+                }
                 Output::Transmit(t) => {
                     if let Some(trace) = &self.config.sip_trace {
                         trace.outbound(&t, now_ms());
