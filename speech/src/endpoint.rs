@@ -36,6 +36,12 @@ pub const PAUSE: Duration = Duration::from_millis(PAUSE_FRAMES * FRAME_MS);
 /// ConversationRelay bench: guessing at 60 ms always took one session's prompt p50 from 314 ms
 /// to 222, and twenty sessions' from 436–596 to 944–994.
 const EARLY_PAUSE_FRAMES: u64 = 3;
+/// A pause this long is reported as well ([`Utterance::LongPause`]): long enough for what
+/// the caller said before it to end the turn when it reads as a whole sentence. Gaps inside
+/// a phrase reach 130 ms (Piper's voice: "please stop for a moment · and let me…"), and the
+/// recogniser punctuates a fragment as a sentence, so [`PAUSE`] would cut callers short.
+const LONG_PAUSE_FRAMES: u64 = 10;
+pub const LONG_PAUSE: Duration = Duration::from_millis(LONG_PAUSE_FRAMES * FRAME_MS);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndpointerConfig {
@@ -71,6 +77,8 @@ pub enum Utterance {
     /// The caller paused for [`PAUSE`] (less than the end of the utterance): the speech so
     /// far, which is the final utterance's speech if the pause lasts (16 kHz).
     Pause(Arc<[f32]>),
+    /// The pause has lasted [`LONG_PAUSE`] (and still less than the end of the utterance).
+    LongPause,
     /// The caller spoke again after a [`Utterance::EarlyPause`] or a [`Utterance::Pause`]:
     /// its audio is not final.
     Resumed,
@@ -214,6 +222,9 @@ impl Endpointer {
                     *paused = true;
                     return Some(Utterance::Pause(self.audio.as_slice().into()));
                 }
+                if *silent_run == LONG_PAUSE_FRAMES {
+                    return Some(Utterance::LongPause);
+                }
                 self.since_partial += 1;
                 if let Some(every) = self.config.partial_every
                     && self.since_partial >= frames(every)
@@ -315,6 +326,7 @@ mod tests {
             [
                 Utterance::EarlyPause(_),
                 Utterance::Pause(_),
+                Utterance::LongPause,
                 Utterance::Final(_)
             ]
         ));
@@ -335,9 +347,11 @@ mod tests {
         let [
             Utterance::EarlyPause(_),
             Utterance::Pause(_),
+            Utterance::LongPause,
             Utterance::Resumed,
             Utterance::EarlyPause(early),
             Utterance::Pause(paused),
+            Utterance::LongPause,
             Utterance::Final(last),
         ] = out.as_slice()
         else {

@@ -669,8 +669,8 @@ async fn listen(
     // That recognition once done, if it did not end the turn, and whether its text is a whole
     // sentence that ends the turn once the pause is long enough.
     let mut paused_done: Option<(Answer, bool)> = None;
-    // Whether the current pause has lasted the endpointer's `PAUSE` (a guess made at its
-    // early pause ends the turn only then: a gap between words is often as long as that).
+    // Whether the current pause has lasted the endpointer's `LONG_PAUSE` (a whole sentence
+    // heard ends the turn only then: a gap between words is often as long as its `PAUSE`).
     let mut long_pause = false;
     // Results owed, reported in this order: finals, and a partial still being recognised when
     // its utterance ended (it is the caller's words all the same, and comes before the final;
@@ -758,19 +758,22 @@ async fn listen(
                     paused = pool.recognize(audio).ok();
                 }
                 Utterance::Pause(audio) => {
+                    if paused.is_none() && paused_done.is_none() && !pool.pool.backlogged() {
+                        paused = pool.recognize(audio).ok();
+                    }
+                }
+                Utterance::LongPause => {
                     long_pause = true;
                     if endpointer.speaking()
                         && let Some((done, _)) = paused_done.take_if(|(_, whole)| *whole)
                     {
-                        // The early guess was a whole sentence and the pause has lasted: the
-                        // turn ends here, as above.
+                        // The guess was a whole sentence and the pause has lasted: the turn
+                        // ends here, as above.
                         finals.extend(partial.take().map(Owed::Partial));
                         finals.push_back(Owed::Final(done));
                         endpointer.restart();
                         was_speaking = false;
                         long_pause = false;
-                    } else if paused.is_none() && paused_done.is_none() && !pool.pool.backlogged() {
-                        paused = pool.recognize(audio).ok();
                     }
                 }
                 Utterance::EarlyPause(_) => {}
@@ -1172,26 +1175,27 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         };
-        // A second of voice, then a gap of 80 ms between two words.
+        // A second of voice, then a gap of 140 ms between two words (Piper's voice leaves
+        // 130 ms inside a phrase): past the pause, short of the long pause.
         for at in (0..1000).step_by(20) {
             frames.try_send(tap_frame(at)).unwrap();
         }
-        for at in (1000..1080).step_by(20) {
+        for at in (1000..1140).step_by(20) {
             frames.try_send(quiet_frame(at)).unwrap();
         }
         tokio::time::timeout(Duration::from_secs(10), settled(&frames, 1))
             .await
-            .expect("a guess at the 80 ms gap, the pool being idle");
+            .expect("a guess at the early pause of the 140 ms gap, the pool being idle");
         assert_eq!(heard.try_recv().ok(), Some(Heard::Started));
         assert!(
             heard.try_recv().is_err(),
-            "the early guess (a whole sentence) ended the turn at an 80 ms gap"
+            "the guess (a whole sentence) ended the turn at a 140 ms gap"
         );
-        // The caller goes on, then pauses for 120 ms: the turn ends on the sentence.
-        for at in (1080..1300).step_by(20) {
+        // The caller goes on, then pauses for 220 ms: the turn ends on the sentence.
+        for at in (1140..1300).step_by(20) {
             frames.try_send(tap_frame(at)).unwrap();
         }
-        for at in (1300..1420).step_by(20) {
+        for at in (1300..1520).step_by(20) {
             frames.try_send(quiet_frame(at)).unwrap();
         }
         let last = tokio::time::timeout(Duration::from_secs(10), heard.recv())
