@@ -1,5 +1,7 @@
 //! The SIP thread: its own current-thread runtime, the transports bound, the user agent and
-//! the call core built from the settings, and the core's driver run until shutdown.
+//! the call core built from the settings, and the core's driver run until shutdown. With
+//! several call-core shards (`sip.call_shards`) this thread runs the first shard and the
+//! front that hands the others (each on a thread of its own) their messages and media events.
 
 use crate::addresses::{advertised_ip, host_port};
 use crate::app::AppError;
@@ -67,7 +69,7 @@ pub(crate) fn run_sip(
             return;
         }
     };
-    let mut shards: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let mut threads: Vec<std::thread::JoinHandle<()>> = Vec::new();
     runtime.block_on(async {
         let (bound, sender, inbound, stats) = match transport::bind(&settings.listen, &settings.transport_limits).await {
             Ok(b) => b,
@@ -204,7 +206,7 @@ pub(crate) fn run_sip(
                     }
                 });
             match thread {
-                Ok(thread) => shards.push(thread),
+                Ok(thread) => threads.push(thread),
                 Err(e) => {
                     tracing::error!(error = %e, shard = index, "cannot start a call-core shard");
                     liveness[index].fail("its thread could not start");
@@ -218,7 +220,7 @@ pub(crate) fn run_sip(
         }
     });
     // The other shards end on the same shutdown; the server stops once all have.
-    for shard in shards {
-        let _ = shard.join();
+    for thread in threads {
+        let _ = thread.join();
     }
 }
