@@ -74,33 +74,8 @@ impl CallCommand {
 }
 
 impl CallCommand {
-    /// A copy of a command on a conference seat ([`CallCommand::is_a_seats`]); `None` for
-    /// any other. A node's shards try it on each other: a call that visits a room another
-    /// shard holds is seated there through its leg.
-    pub fn seat_copy(&self) -> Option<CallCommand> {
-        Some(match self {
-            CallCommand::ConferenceLeave => CallCommand::ConferenceLeave,
-            CallCommand::Hold(music) => CallCommand::Hold(music.clone()),
-            CallCommand::Unhold => CallCommand::Unhold,
-            CallCommand::ConferenceAnnounce(a) => CallCommand::ConferenceAnnounce(a.clone()),
-            CallCommand::ConferenceStopAnnouncements(alone) => {
-                CallCommand::ConferenceStopAnnouncements(*alone)
-            }
-            CallCommand::ConferenceAnnouncementFailed(reported) => {
-                CallCommand::ConferenceAnnouncementFailed(*reported)
-            }
-            CallCommand::ConferenceRecord(options) => {
-                CallCommand::ConferenceRecord(options.clone())
-            }
-            CallCommand::ConferenceRecording(change) => CallCommand::ConferenceRecording(*change),
-            CallCommand::ConferenceCoach(call) => CallCommand::ConferenceCoach(call.clone()),
-            CallCommand::Mute(muted) => CallCommand::Mute(*muted),
-            _ => return None,
-        })
-    }
-
     /// Whether it acts on the call's seat in a conference (and so may name a visiting call).
-    pub(super) fn is_a_seats(&self) -> bool {
+    pub fn is_a_seats(&self) -> bool {
         matches!(
             self,
             CallCommand::ConferenceLeave

@@ -18,8 +18,16 @@ use switchboard_sip::sdp::offer_answer::{relay_answer, relay_offer};
 /// A SIP message as a UDP datagram, and the same bytes as a TCP stream cut at every
 /// position the first byte chooses.
 pub fn sip_message(data: &[u8]) {
+    let parsed = SipMessage::parse(data);
+    // Whatever a message says (its Call-ID, Replaces, Request-URI), the front hands it to
+    // one of the node's call-core shards.
+    if let Ok(message) = &parsed {
+        for count in [1, 2, 7] {
+            assert!(switchboard_sip::shard::shard_of(message, count) < count);
+        }
+    }
     // A parsed message must encode and parse again: what the UA forwards is well-formed.
-    match SipMessage::parse(data) {
+    match parsed {
         Ok(SipMessage::Request(r)) => {
             // A NOTIFY's sipfrag body, as the referrer reads it.
             if let Ok(body) = std::str::from_utf8(&r.body) {

@@ -222,6 +222,17 @@ impl CallControl {
                 0
             }
         };
+        self.send_to(index, request, reply, subscriber)
+    }
+
+    /// Sends `request` to shard `index`.
+    fn send_to(
+        &self,
+        index: usize,
+        request: Request,
+        reply: Option<ReplyTo>,
+        subscriber: Option<NewSubscriber>,
+    ) -> Result<(), CallError> {
         (self.shards[index])
             .send(ToDriver::Core {
                 request,
@@ -240,13 +251,8 @@ impl CallControl {
         let mut waiting = Vec::with_capacity(self.shards.len());
         for tx in self.shards.iter() {
             let copy = every_shards_copy(&request).ok_or(CallError::Stopped)?;
-            let (reply, rx) = oneshot::channel();
             let take = take.clone();
-            let reply: ReplyTo = Box::new(move |answer, _| {
-                if let Some(value) = take(answer) {
-                    let _ = reply.send(value);
-                }
-            });
+            let (reply, rx) = reply_with(move |answer, _| take(answer));
             (tx.send(ToDriver::Core {
                 request: copy,
                 reply: Some(reply),
@@ -282,14 +288,7 @@ impl CallControl {
         subscriber: Option<NewSubscriber>,
         take: impl FnOnce(Answer, Option<&MediaEngine>) -> Option<T> + Send + 'static,
     ) -> Result<T, CallError> {
-        let (reply, rx) = oneshot::channel();
-        let reply: ReplyTo = Box::new(move |answer, engine| {
-            // An answer of another kind than asked is a defect; the asker sees the core
-            // stopped rather than a wrong answer.
-            if let Some(value) = take(answer, engine) {
-                let _ = reply.send(value);
-            }
-        });
+        let (reply, rx) = reply_with(take);
         self.send(request, Some(reply), subscriber)?;
         rx.await.map_err(|_| CallError::Stopped)
     }
@@ -324,10 +323,6 @@ impl CallControl {
         found.await.ok().flatten()
     }
 
-    /// Replaces the SIP logins accounts made (user → password, account). The answer comes
-    /// once the core takes them: a client given a new login registers with it after that
-    /// (the core's requests and the SIP it receives are two queues, and a REGISTER may
-    /// otherwise be checked before its login is known).
     /// The SIP domains that admit callers by source address; the receiver fires once the core
     /// has them.
     pub fn set_domain_sources(
@@ -354,10 +349,7 @@ impl CallControl {
             let Some(copy) = every_shards_copy(&request) else {
                 continue;
             };
-            let (shard_done, shard_rx) = oneshot::channel();
-            let reply: ReplyTo = Box::new(move |_, _| {
-                let _ = shard_done.send(());
-            });
+            let (reply, shard_rx) = reply_with(|_, _| Some(()));
             let _ = tx.send(ToDriver::Core {
                 request: copy,
                 reply: Some(reply),
@@ -382,6 +374,10 @@ impl CallControl {
         rx
     }
 
+    /// Replaces the SIP logins accounts made (user → password, account). The answer comes
+    /// once every shard takes them: a client given a new login registers with it after that
+    /// (the core's requests and the SIP it receives are two queues, and a REGISTER may
+    /// otherwise be checked before its login is known).
     pub fn set_account_users(
         &self,
         users: HashMap<String, crate::call::AccountUser>,
@@ -433,26 +429,16 @@ impl CallControl {
         }
         // A command on a seat goes to the shard whose room seats the call: its own, or the
         // one it visits, whose leg there takes the room's commands in its name.
-        let shard = match command.seat_copy() {
-            Some(_) if self.shards.len() > 1 => self.seated_on(call).await?,
-            _ => self.shard_of(call),
+        let shard = match command.is_a_seats() && self.shards.len() > 1 {
+            true => self.seated_on(call).await?,
+            false => self.shard_of(call),
         };
         let request = Request::Command {
             call: call.to_owned(),
             command,
         };
-        let (reply, rx) = oneshot::channel();
-        let reply: ReplyTo = Box::new(move |answer, engine| {
-            if let Some(done) = done(answer, engine) {
-                let _ = reply.send(done);
-            }
-        });
-        (self.shards[shard].send(ToDriver::Core {
-            request,
-            reply: Some(reply),
-            subscriber: None,
-        }))
-        .map_err(|_| CallError::Stopped)?;
+        let (reply, rx) = reply_with(done);
+        self.send_to(shard, request, Some(reply), None)?;
         rx.await.map_err(|_| CallError::Stopped)?
     }
 
@@ -618,6 +604,21 @@ impl CallControl {
             let _ = tx.send(ToDriver::ServeRoutes(calls.clone()));
         }
     }
+}
+
+/// A reply that hands the receiver what `take` finds in the core's answer. An answer of
+/// another kind than asked is a defect; the asker sees the core stopped rather than a wrong
+/// answer.
+fn reply_with<T: Send + 'static>(
+    take: impl FnOnce(Answer, Option<&MediaEngine>) -> Option<T> + Send + 'static,
+) -> (ReplyTo, oneshot::Receiver<T>) {
+    let (tx, rx) = oneshot::channel();
+    let reply: ReplyTo = Box::new(move |answer, engine| {
+        if let Some(value) = take(answer, engine) {
+            let _ = tx.send(value);
+        }
+    });
+    (reply, rx)
 }
 
 /// The refusal of a command that would join a call with one another shard holds.

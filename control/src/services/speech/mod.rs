@@ -1141,7 +1141,8 @@ mod tests {
 
     /// With turn-taking by sense, an idle pool guesses at a 60 ms gap already, but a whole
     /// sentence heard there ends the turn only once the pause has lasted the endpointer's
-    /// `PAUSE` (100 ms): a gap between two words is often 60 ms long, and the caller goes on.
+    /// `LONG_PAUSE` (200 ms): a gap between two words is often longer than 100 ms, and the
+    /// caller goes on.
     #[tokio::test]
     async fn an_early_guess_ends_the_turn_only_when_the_pause_lasts() {
         let pool = Pool::start(Arc::new(Sentence), 1, 4, false);
