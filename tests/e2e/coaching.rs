@@ -365,13 +365,25 @@ fn a_supervisor_coaches_the_agent_unheard_by_the_customer_then_barges_in() {
 /// webhooks and resources it checks).
 #[test]
 fn telnyx_conferences_whisper_barge_and_mute_as_the_sdk_asks() {
+    telnyx_conferences(223, 1);
+}
+
+/// The same on two call-core shards: the app's dials go to the shards in turn, so the agent's
+/// call visits the room the customer's shard holds, and the supervisor, on the customer's
+/// shard, whispers to the visiting agent.
+#[test]
+fn telnyx_conferences_span_two_call_core_shards() {
+    telnyx_conferences(86, 2);
+}
+
+fn telnyx_conferences(net_number: u8, shards: u16) {
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
     };
     let mut phases = Vec::new();
     telnyx_three_phones(
         &python,
-        223,
+        (net_number, shards),
         "telnyx_conferences.py",
         |phase, three, server| {
             // What the app plays into the room (the script's tone is 600 Hz): to everyone, to the
@@ -589,13 +601,25 @@ fn a_warm_transfer_whispers_to_the_new_agent_and_leaves_it_with_the_customer() {
 /// hears.
 #[test]
 fn a_telnyx_supervisor_monitors_whispers_and_barges_on_a_bridged_call() {
+    telnyx_supervision(232, 1);
+}
+
+/// The same on two call-core shards: the customer's and the agent's calls are on different
+/// shards (the app's dials go to the shards in turn), bridged through a visit, and the
+/// supervisor is placed on the agent's shard, whose bridge it joins.
+#[test]
+fn a_telnyx_supervisor_joins_a_bridge_of_two_call_core_shards() {
+    telnyx_supervision(87, 2);
+}
+
+fn telnyx_supervision(net_number: u8, shards: u16) {
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
     };
     let mut phases = Vec::new();
     telnyx_three_phones(
         &python,
-        232,
+        (net_number, shards),
         "telnyx_supervision.py",
         |phase, three, server| {
             let (want, unheard) = match phase {
@@ -633,13 +657,14 @@ fn a_telnyx_supervisor_monitors_whispers_and_barges_on_a_bridged_call() {
     assert_eq!(phases, ["monitor", "whisper", "barge", "left"]);
 }
 
-/// Runs a Telnyx SDK `script` against a server with the customer, agent and supervisor
-/// phones (SIPp callees on three trunks); each `TALK <phase>` it prints is handed to `phase`
-/// with the three parties, and answered with what it returns. Once in a room or a mix, each
-/// phone is sent audio all along: its first packet says where Switchboard's media for it is.
+/// Runs a Telnyx SDK `script` against a server of `shards` call-core shards with the
+/// customer, agent and supervisor phones (SIPp callees on three trunks); each `TALK <phase>`
+/// it prints is handed to `phase` with the three parties, and answered with what it returns.
+/// Once in a room or a mix, each phone is sent audio all along: its first packet says where
+/// Switchboard's media for it is.
 fn telnyx_three_phones(
     python: &str,
-    net_number: u8,
+    (net_number, shards): (u8, u16),
     script: &str,
     mut phase: impl FnMut(&str, &[&Party; 3], &Server) -> Option<String>,
 ) {
@@ -647,7 +672,9 @@ fn telnyx_three_phones(
     let net = Arc::new(Net::new(net_number));
     let hooks = format!("{}:18080", net.ip(9));
     let config = telnyx::config(&hooks, "", &[]) + &three_trunks(&net);
-    let server = Server::start(&net, &net.two_trunks(&config));
+    let shards = shards.to_string();
+    let env = [("SWITCHBOARD_SIP__CALL_SHARDS", shards.as_str())];
+    let server = Server::start_with(&net, &net.two_trunks(&config), &env);
     let callees: Vec<(UdpSocket, SippServer)> =
         [3, 6, 7].iter().map(|&h| callee_at(&net, h)).collect();
     let mut parties: Vec<Party> = Vec::new();
@@ -673,4 +700,17 @@ fn telnyx_three_phones(
         }
         phase(name, &[&parties[0], &parties[1], &parties[2]], &server)
     });
+    if shards != "1" {
+        // The phones' calls were spread: the joins above spanned the shards.
+        let carried = |n: u8| {
+            let metric = format!("switchboard_shard_calls_total{{shard=\"{n}\"}}");
+            server.metric(&metric).unwrap_or(0.0)
+        };
+        assert!(
+            carried(0) >= 1.0 && carried(1) >= 1.0,
+            "{} {}",
+            carried(0),
+            carried(1)
+        );
+    }
 }

@@ -253,11 +253,14 @@ impl Quality {
 
 impl EventKind {
     /// Whether another part of the switch may report it on a call ([`CallCommand::Report`](crate::CallCommand::Report)):
-    /// what happened to the call outside the core, kept in its history with the rest.
+    /// what happened to the call outside the core, kept in its history with the rest — an
+    /// announcement to a call seated in a room another shard holds is that shard's event.
     pub fn reportable(&self) -> bool {
         matches!(
             self,
-            Self::StreamStarted { .. }
+            Self::AnnouncementStarted { .. }
+                | Self::AnnouncementEnded { .. }
+                | Self::StreamStarted { .. }
                 | Self::StreamFailed { .. }
                 | Self::StreamStopped { .. }
                 | Self::Transcript { .. }

@@ -392,13 +392,40 @@ impl CallControl {
         o: Originate,
         events: mpsc::Sender<CallEvent>,
     ) -> Result<String, CallError> {
+        self.place(o, events, None).await
+    }
+
+    /// [`CallControl::originate`] on the shard that holds `beside`, a call the new one is to
+    /// join once answered without being dialed from it (a supervisor's, the call it
+    /// supervises): a supervisor mixes with the bridge it joins, which one shard's media
+    /// commands make.
+    pub async fn originate_beside(
+        &self,
+        o: Originate,
+        events: mpsc::Sender<CallEvent>,
+        beside: &str,
+    ) -> Result<String, CallError> {
+        self.place(o, events, Some(self.shard_of(beside))).await
+    }
+
+    async fn place(
+        &self,
+        o: Originate,
+        events: mpsc::Sender<CallEvent>,
+        shard: Option<usize>,
+    ) -> Result<String, CallError> {
         let subscriber = self.subscriber(SubscriberKind::Call, events);
         let request = Request::Originate(Box::new(o), subscriber.id);
-        let placed = self.ask(request, Some(subscriber), |answer, _| match answer {
+        let subscriber = Some(subscriber);
+        let (reply, placed) = reply_with(|answer, _| match answer {
             Answer::Placed(placed) => Some(placed),
             _ => None,
         });
-        placed.await?
+        match shard {
+            Some(shard) => self.send_to(shard, request, Some(reply), subscriber)?,
+            None => self.send(request, Some(reply), subscriber)?,
+        }
+        placed.await.map_err(|_| CallError::Stopped)?
     }
 
     pub async fn command(&self, call: &str, command: CallCommand) -> Result<(), CallError> {
@@ -419,8 +446,10 @@ impl CallControl {
                     None => Err(other_shard(call, other)),
                 };
             }
+            // A supervisor is placed on its supervised call's shard
+            // ([`CallControl::originate_beside`]); a coach and the one it coaches are seated
+            // in one room, whose shard takes the seat's command (below).
             CallCommand::Supervise { call: other, .. }
-            | CallCommand::ConferenceCoach(Some(other))
                 if self.shard_of(other) != self.shard_of(call) =>
             {
                 return Err(other_shard(call, other));

@@ -360,26 +360,27 @@ pub(super) async fn place(
     } = placement;
     let channels = super::outbound_voice_profiles::channels(api, account, connection, &to).await?;
     let (events_tx, events) = mpsc::channel(256);
-    let call = api
-        .parts
-        .control
-        .originate(
-            Originate {
-                to: target,
-                from: from.clone(),
-                display_name: leg.display_name.clone(),
-                headers: leg.headers.clone(),
-                ring_timeout: leg.ring_timeout,
-                parent: parent.as_ref().map(|p| p.call.clone()),
-                account: Some(account.sid.clone()),
-                system: false,
-                channels,
-                credentials: leg.credentials.clone(),
-            },
-            events_tx,
-        )
-        .await
-        .map_err(|e| originate_error(&to, e, ("to", "from")))?;
+    let originate = Originate {
+        to: target,
+        from: from.clone(),
+        display_name: leg.display_name.clone(),
+        headers: leg.headers.clone(),
+        ring_timeout: leg.ring_timeout,
+        parent: parent.as_ref().map(|p| p.call.clone()),
+        account: Some(account.sid.clone()),
+        system: false,
+        channels,
+        credentials: leg.credentials.clone(),
+    };
+    let control = &api.parts.control;
+    // A supervisor is placed beside the call it is to supervise (on its call-core shard).
+    let placed = match (&parent, &supervise) {
+        (None, Some((supervised, _))) => {
+            (control.originate_beside(originate, events_tx, supervised)).await
+        }
+        _ => control.originate(originate, events_tx).await,
+    };
+    let call = placed.map_err(|e| originate_error(&to, e, ("to", "from")))?;
     let session = parent.map_or_else(|| call.clone(), |p| p.view().context.session.clone());
     let calling_party_type = if to.starts_with("sip:") {
         "sip"

@@ -399,7 +399,11 @@ impl Rooms {
             let _ = control.command(&call, CallCommand::Hangup).await;
             return;
         }
-        self.follow(&call, events).await;
+        let visitor = match &visit.to {
+            Destination::Room(seat) => Some(seat.caller.as_str()),
+            _ => None,
+        };
+        self.follow(&call, visitor, events).await;
     }
 
     /// Seats a visiting leg in the room.
@@ -454,10 +458,25 @@ impl Rooms {
     }
 
     /// Follows a taken visit's leg: it hangs up when its seat or its bridge is gone; the
-    /// room's events it sees are reported (the visitor's node has no session here to).
-    async fn follow(&self, call: &str, mut events: mpsc::Receiver<CallEvent>) {
+    /// room's events it sees are reported (the visitor's node has no session here to). What
+    /// the room tells the seat alone (an announcement to it begun or ended) is the
+    /// `visitor`'s to hear: told to it when it is a call of this node (another shard's).
+    async fn follow(
+        &self,
+        call: &str,
+        visitor: Option<&str>,
+        mut events: mpsc::Receiver<CallEvent>,
+    ) {
         let control = &self.control;
         while let Some(event) = events.recv().await {
+            if let (Some(visitor), EventKind::AnnouncementStarted { .. })
+            | (Some(visitor), EventKind::AnnouncementEnded { .. }) = (visitor, &event.kind)
+            {
+                let report = CallCommand::Report(event.kind.clone());
+                // A visitor from another node is no call here: its report is lost there.
+                let _ = control.command(visitor, report).await;
+                continue;
+            }
             let conference = match &event.kind {
                 EventKind::ConferenceJoined { conference, .. }
                 | EventKind::ConferenceStarted { conference, .. }
