@@ -9,6 +9,10 @@
 //!   shard that took part in it even when the dialog's Call-ID is another shard's (a leg one
 //!   shard places to the node itself for another shard, see [`Shard::target`]);
 //! - an INVITE that replaces a dialog (RFC 3891) goes where that dialog is;
+//! - a response goes to the shard that sent the request: the branch of the Via a shard's
+//!   user agent puts on its requests carries its index ([`Shard::tagged`]) — a response's
+//!   Call-ID may be another shard's, when a shard answers inside a dialog another shard of
+//!   the node opened with it;
 //! - any other Call-ID (a new call from outside) is spread by a hash of it.
 //!
 //! A Call-ID from outside that happens to end in a shard's tag goes to that shard: routing
@@ -54,16 +58,28 @@ impl Shard {
     /// A Call-ID made by this shard from a random `token` (and the host, if any): it comes
     /// back here. A lone shard's Call-IDs are left as they were.
     pub fn call_id(&self, token: &str, host: Option<&str>) -> String {
-        let tagged = if self.count > 1 {
-            format!("{token}{TAG}{}", self.index)
-        } else {
-            token.to_owned()
-        };
+        let tagged = self.tagged(token);
         match host {
             Some(host) => format!("{tagged}@{host}"),
             None => tagged,
         }
     }
+
+    /// `token` naming this shard (a Call-ID's random part, a Via branch's), as
+    /// [`shard_of_call_id`] and [`shard_of`] read it; a lone shard's is `token`.
+    pub fn tagged(&self, token: &str) -> String {
+        match self.count {
+            0 | 1 => token.to_owned(),
+            _ => format!("{token}{TAG}{}", self.index),
+        }
+    }
+}
+
+/// The shard of `count` a [`Shard::tagged`] token names, if it names one.
+fn tag_of(token: &str, count: u16) -> Option<u16> {
+    (token.rsplit_once(TAG))
+        .and_then(|(_, index)| index.parse::<u16>().ok())
+        .filter(|index| *index < count)
 }
 
 /// The Request-URI parameter naming the shard a request is for.
@@ -79,10 +95,7 @@ pub fn shard_of_call_id(call_id: &str, count: u16) -> u16 {
         return 0;
     }
     let local = call_id.split('@').next().unwrap_or(call_id);
-    let tagged = (local.rsplit_once(TAG))
-        .and_then(|(_, index)| index.parse::<u16>().ok())
-        .filter(|index| *index < count);
-    tagged.unwrap_or_else(|| {
+    tag_of(local, count).unwrap_or_else(|| {
         // `DefaultHasher::new()` has fixed keys: the same Call-ID hashes alike on every
         // thread of the process (it need not across builds: shards live in one process).
         let mut hasher = std::hash::DefaultHasher::new();
@@ -91,16 +104,21 @@ pub fn shard_of_call_id(call_id: &str, count: u16) -> u16 {
     })
 }
 
-/// The shard of `count` that takes `message`: the one holding the dialog an INVITE with
-/// `Replaces` replaces, otherwise its Call-ID's. A message with no Call-ID (which the core
-/// refuses) goes to the first.
+/// The shard of `count` that takes `message`: a request's Request-URI may name it, a
+/// response's top Via branch does when a shard sent the request; otherwise the one holding
+/// the dialog an INVITE with `Replaces` replaces, or its Call-ID's. A message with no
+/// Call-ID (which the core refuses) goes to the first.
 pub fn shard_of(message: &SipMessage, count: u16) -> u16 {
     if count <= 1 {
         return 0;
     }
-    if let SipMessage::Request(r) = message
-        && let Some(shard) = named_shard(&r.uri, count)
-    {
+    let named = match message {
+        SipMessage::Request(r) => named_shard(&r.uri, count),
+        SipMessage::Response(r) => (r.headers.get("Via"))
+            .and_then(|via| crate::message::headers::Via::parse(via.split(',').next()?))
+            .and_then(|via| tag_of(via.rfc3261_branch()?, count)),
+    };
+    if let Some(shard) = named {
         return shard;
     }
     let headers = message.headers();
@@ -199,6 +217,16 @@ mod tests {
              CSeq: 1 INVITE\nContent-Length: 0\n\n"
         ));
         assert_eq!(shard_of(&response, 2), 1);
+        // Unless its Via's branch names the shard that sent the request (one answering inside
+        // a dialog another shard opened with it).
+        let branch = Shard::new(0, 2).unwrap().tagged("z9hG4bK5e1f");
+        let answered = parse(&format!(
+            "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 192.0.2.1;branch={branch};rport=5060, \
+             SIP/2.0/UDP 192.0.2.7;branch=z9hG4bKx~1\n\
+             From: <sip:a@192.0.2.1>;tag=a\nTo: <sip:b@192.0.2.9>;tag=b\nCall-ID: {held}\n\
+             CSeq: 2 BYE\nContent-Length: 0\n\n"
+        ));
+        assert_eq!(shard_of(&answered, 2), 0);
     }
 
     #[test]

@@ -493,10 +493,13 @@ impl UserAgent {
     fn via(&self, peer: &Peer) -> String {
         let l = self.listener(peer);
         format!(
-            "SIP/2.0/{} {};branch=z9hG4bK{};rport",
+            "SIP/2.0/{} {};branch={};rport",
             peer.transport,
             l.advertised,
-            random_token()
+            // The branch names this shard: the responses come back to it (see `shard`).
+            self.config
+                .shard
+                .tagged(&format!("z9hG4bK{}", random_token()))
         )
     }
 
