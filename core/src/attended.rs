@@ -10,13 +10,30 @@
 //! and the phone's two dialogs are hung up, ending the second call. Nobody is rung again.
 //! A Replaces naming a dialog that is not Switchboard's (the phone's call with the second
 //! party does not go through it) is refused with 501; the call goes on.
+//!
+//! When the node runs several call-core shards, the phone's two calls may be held by two of
+//! them (each call's shard was chosen by its Call-ID), and a call's legs live in its shard's
+//! user agent. Then the shard that took the REFER does what a real transferee would: it
+//! sends an INVITE that replaces the phone's dialog, to the other shard through the node's
+//! own SIP listener, from the phone's endpoint in the first call, sealed as a visit naming the
+//! dialog and the phone ([`Destination::Replace`]). The other shard answers it from the
+//! phone's endpoint in the second call and hangs that dialog up; once answered, the first
+//! shard hangs the phone's first dialog up. The two parties then talk through a leg between
+//! the shards, each call kept by its own shard.
 
 use super::context::CallContext;
 use super::model::{Call, Party};
+use super::originate::uri_destination;
+use super::session::{ReceivedOffer, our_answer};
+use super::visit::{self, Destination, Replacing, Visit};
+use std::net::SocketAddr;
 use std::time::Instant;
+use switchboard_sip::message::Uri;
 use switchboard_sip::sdp::Direction;
-use switchboard_sip::sdp::offer_answer::relay_offer;
-use switchboard_sip::ua::Body;
+use switchboard_sip::sdp::offer_answer::{relay_answer, relay_offer};
+use switchboard_sip::shard::Shard;
+use switchboard_sip::transport::{Peer, Transport};
+use switchboard_sip::ua::{Body, LegId, UserAgent};
 use tracing::{info, warn};
 
 /// The dialog a `Replaces` header names (RFC 3891 §6.1).
@@ -69,6 +86,24 @@ impl Replaces {
     }
 }
 
+/// Where this node's own SIP is reached over UDP (on loopback when it listens on every
+/// address): the legs between its shards go there.
+fn own_sip(ua: &UserAgent) -> Option<SocketAddr> {
+    let listener = ua
+        .config()
+        .listeners
+        .iter()
+        .find(|l| l.transport == Transport::Udp)?;
+    let mut own = listener.local;
+    if own.ip().is_unspecified() {
+        own.set_ip(match own {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Some(own)
+}
+
 /// `%XX` escapes decoded (RFC 3261 §19.1.1: header values in a URI are escaped). Hand-written:
 /// the form decoder at hand would also turn `+` into a space, which Call-IDs and tags may hold.
 fn unescape(s: &str) -> Option<String> {
@@ -89,6 +124,89 @@ fn unescape(s: &str) -> Option<String> {
 }
 
 impl Call {
+    /// The phone's attended transfer (REFER from `party` on `referrer_leg`) when the dialog
+    /// it names is held by `shard`, another shard of the node: a leg sealed with `key` to
+    /// that shard takes the phone's place in both calls (see the module's comment).
+    pub(super) fn transfer_to_shard(
+        &mut self,
+        cx: &mut CallContext,
+        now: Instant,
+        (party, referrer_leg): (Party, LegId),
+        replaces: Replaces,
+        (shard, key): (u16, &[u8; 32]),
+    ) {
+        let (Some(own), Some(referrer)) = (own_sip(cx.ua), cx.ua.peer_of(referrer_leg)) else {
+            return cx.ua.answer_refer(now, referrer_leg, 501);
+        };
+        let visit = Visit {
+            account: self.record.account_sid.clone().unwrap_or_default(),
+            at: cx.wall,
+            to: Destination::Replace(Replacing {
+                call_id: replaces.call_id,
+                to_tag: replaces.to_tag,
+                from_tag: replaces.from_tag,
+                referrer: referrer.remote.ip(),
+            }),
+        };
+        let uri = format!("sip:{}@{own}{}", visit::REPLACE_USER, Shard::target(shard));
+        let dest = (Uri::try_from(uri.as_str()).ok())
+            .and_then(|uri| uri_destination(cx.ua, &uri, own).ok());
+        let (Some(sealed), Some(dest)) = (visit.seal(key), dest) else {
+            // A Call-ID and tags too long for a header, or no UDP listener to reach.
+            return cx.ua.answer_refer(now, referrer_leg, 400);
+        };
+        info!(
+            shard,
+            "attended transfer: the dialog to replace is another shard's, joined through a leg to it"
+        );
+        let headers = vec![(visit::HEADER.to_owned(), sealed)];
+        self.place_transfer(cx, now, (party, referrer_leg), (dest, headers), true);
+    }
+
+    /// `leg`, another shard's INVITE offering `body` ([`Call::transfer_to_shard`]), takes the
+    /// place of the phone's dialog at `index`: answered from that side's endpoint — the codec
+    /// of the party beyond where the offer has it, else the offer's first (the relay
+    /// converts) — the phone's dialog hung up, a party it left on hold taken off it.
+    pub(super) fn take_replacing(
+        &mut self,
+        cx: &mut CallContext,
+        now: Instant,
+        (index, leg): (usize, LegId),
+        body: Option<&Body>,
+        peer: &Peer,
+    ) -> Result<(), u16> {
+        let _span = self.span.clone().entered();
+        let media = cx.routing.peer_media(None, None);
+        let offer = (body.ok_or(488u16))
+            .and_then(|b| ReceivedOffer::parse(b, media).map_err(|p| p.status()))?;
+        let beyond = self.legs[1 - index].side.remote.as_ref();
+        let mut stream = (beyond.and_then(|b| relay_answer(&offer.stream, b).ok()))
+            .unwrap_or_else(|| our_answer(&offer.stream));
+        stream.direction = offer.stream.direction.answer();
+        let side = &mut self.legs[index].side;
+        side.retarget(media, peer);
+        let sdp = side.answer(&offer, &stream).map_err(|p| p.status())?;
+        cx.ua.respond(now, leg, 200, Some(sdp));
+        let replaced = self.legs[index].dialog.replace(leg);
+        let first = std::mem::replace(&mut self.legs[index].first_dialog, leg);
+        for gone in [Some(first), replaced].into_iter().flatten() {
+            cx.dialogs.remove(&gone);
+        }
+        cx.dialogs.insert(leg, (cx.key, index));
+        self.legs[index].name_dialog(cx.ua, leg);
+        self.legs[index].configure(cx.media, true);
+        match Party::of(index) {
+            Party::Caller => (self.record.trunk_in, self.record.user_in) = (None, None),
+            Party::Callee => (self.record.trunk_out, self.record.user_out) = (None, None),
+        }
+        if let Some(replaced) = replaced {
+            cx.ua.hangup(now, replaced, 200);
+        }
+        info!(party = ?Party::of(index), "attended transfer: the phone's place taken by another shard's leg");
+        self.resume_held(cx, now, 0);
+        Ok(())
+    }
+
     /// A party the phone left on hold (its last description does not both send and receive),
     /// from the leg at index `from` on, is offered the other party's stream again, to talk:
     /// one re-INVITE at a time, the next once it is answered (see [`Call::on_resumed`]). Each

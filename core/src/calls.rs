@@ -25,6 +25,9 @@ pub(super) struct Calls {
     endpoints: HashMap<EndpointId, CallKey>,
     sids: HashMap<String, CallKey>,
     next_key: CallKey,
+    /// The node's calls per account and channel group when its shards keep one tally
+    /// (see [`super::tally`]); `None`: these calls are all the node's, counted here.
+    tally: Option<std::sync::Arc<super::tally::NodeTally>>,
 }
 
 impl Calls {
@@ -120,18 +123,47 @@ impl Calls {
         self.endpoints.get(&endpoint).copied()
     }
 
-    /// The calls `account` has up or ringing.
-    pub(super) fn of_account(&self, account: &str) -> usize {
-        (self.by_key.values())
-            .filter(|c| !c.ended() && c.record.account_sid.as_deref() == Some(account))
-            .count()
+    /// A table whose calls are counted for limits in `tally`, the node's, when its shards
+    /// keep one.
+    pub(super) fn counted_in(tally: Option<std::sync::Arc<super::tally::NodeTally>>) -> Self {
+        Self {
+            tally,
+            ..Self::default()
+        }
     }
 
-    /// The calls up or ringing that hold a channel of `group`.
-    pub(super) fn of_channel_group(&self, group: &str) -> usize {
-        (self.by_key.values())
-            .filter(|c| !c.ended() && c.channels.iter().any(|g| g == group))
-            .count()
+    /// Brings call `key`'s share of the node's tally up to date (nothing without a tally).
+    pub(super) fn recount(&mut self, key: CallKey) {
+        let (Some(tally), Some(call)) = (&self.tally, self.by_key.get_mut(&key)) else {
+            return;
+        };
+        let now = super::tally::Share::of(call);
+        if now != call.tallied {
+            tally.replace(&call.tallied, &now);
+            call.tallied = now;
+        }
+    }
+
+    /// Calls of `account` up or ringing: on the node when its shards keep a tally, otherwise
+    /// this table's (all the node's).
+    pub(super) fn live_of_account(&self, account: &str) -> usize {
+        match &self.tally {
+            Some(tally) => tally.account(account),
+            None => (self.by_key.values())
+                .filter(|c| !c.ended() && c.record.account_sid.as_deref() == Some(account))
+                .count(),
+        }
+    }
+
+    /// Calls up or ringing that hold a channel of `group`, counted as
+    /// [`Calls::live_of_account`] counts.
+    pub(super) fn live_of_group(&self, group: &str) -> usize {
+        match &self.tally {
+            Some(tally) => tally.group(group),
+            None => (self.by_key.values())
+                .filter(|c| !c.ended() && c.channels.iter().any(|g| g == group))
+                .count(),
+        }
     }
 
     /// The endpoint of a live call's injection queue, for a direct line into it.

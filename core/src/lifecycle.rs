@@ -43,6 +43,13 @@ impl CallCore {
             visit::Visit::unseal(key, sealed)
                 .filter(|v| v.fresh(self.wall) && request.uri.user() == Some(v.to.user()))
         });
+        if let Some(visit::Visit {
+            to: visit::Destination::Replace(replacing),
+            ..
+        }) = visit
+        {
+            return self.on_replacing(now, (leg, &request, &peer), replacing);
+        }
         let visiting = visit.is_some();
         let admission = match &visit {
             Some(_) => Admission::Visit,
@@ -162,7 +169,7 @@ impl CallCore {
             })
             .filter(|_| taker.is_err());
         let mut channels = policy.map(|p| p.groups()).unwrap_or_default();
-        let refusal = policy.and_then(|p| p.refusal(&number, |g| self.live_of_group(g)));
+        let refusal = policy.and_then(|p| p.refusal(&number, |g| self.calls.live_of_group(g)));
         if let Some((code, phrase)) = refusal {
             metrics::counter!("switchboard_calls_refused_total", "reason" => "outbound-policy")
                 .increment(1);
@@ -172,7 +179,7 @@ impl CallCore {
         // visiting here: that one was counted where it arrived).
         let inbound = (self.routing.tenant.inbound_limits.get(&number)).filter(|_| !visiting);
         if let Some((limit, phrase)) = inbound {
-            if self.live_of_group(&limit.group) >= limit.max as usize {
+            if self.calls.live_of_group(&limit.group) >= limit.max as usize {
                 metrics::counter!("switchboard_calls_refused_total", "reason" => "inbound-limit")
                     .increment(1);
                 let phrase = phrase.clone();
@@ -257,7 +264,7 @@ impl CallCore {
         if let Some(call) = self.calls.get_mut(&key) {
             call.channels = channels;
         }
-        self.recount(key);
+        self.calls.recount(key);
         if let Some((call, mut cx)) = self.call_mut(key) {
             call.ring_devices(&mut cx, now, Party::Callee.index(), routed.devices);
         }
@@ -305,7 +312,7 @@ impl CallCore {
         if let Some(call) = self.calls.get_mut(&key) {
             call.channels = channels;
         }
-        self.recount(key);
+        self.calls.recount(key);
         self.emit(key, incoming);
     }
 
@@ -324,7 +331,7 @@ impl CallCore {
             return Ok(());
         };
         let max = limits.of(account).max_calls;
-        if self.live_of_account(account) < max as usize {
+        if self.calls.live_of_account(account) < max as usize {
             return Ok(());
         }
         metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")
@@ -418,7 +425,7 @@ impl CallCore {
             .increment(1);
         let call = Call::new(record, span, legs, offer, controller);
         let key = self.calls.insert(call);
-        self.recount(key);
+        self.calls.recount(key);
         key
     }
 
@@ -459,7 +466,7 @@ impl CallCore {
         if !call.enter(Phase::Ended, self.wall) {
             return;
         }
-        self.recount(key);
+        self.calls.recount(key);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -634,28 +641,25 @@ impl CallCore {
         };
         let Some((other_key, index)) = self.calls.dialog_named(&self.ua, &replaces) else {
             // The phone's other call may be on another of the node's shards (its Call-ID
-            // chose it): the two calls' legs are not exchanged across shards.
+            // chose it): joined through a leg to that shard (see `attended`).
             let shard = self.config.shard;
             let held = switchboard_sip::shard::shard_of_call_id(&replaces.call_id, shard.count);
-            match held == shard.index {
-                true => {
-                    info!("attended transfer refused: the dialog to replace is not Switchboard's")
+            if held != shard.index
+                && let Some(visit_key) = self.config.visit_key
+            {
+                if !self.joinable(key) {
+                    return self.ua.answer_refer(now, referrer_leg, 491);
                 }
-                false => info!(
-                    shard = held,
-                    "attended transfer refused: the dialog to replace is another call-core shard's, and legs are not exchanged across shards"
-                ),
+                if let Some((call, mut cx)) = self.call_mut(key) {
+                    let asked = (party, referrer_leg);
+                    call.transfer_to_shard(&mut cx, now, asked, replaces, (held, &visit_key));
+                }
+                return;
             }
+            info!("attended transfer refused: the dialog to replace is not Switchboard's");
             return self.ua.answer_refer(now, referrer_leg, 501);
         };
-        let joinable = |k: CallKey| {
-            self.calls.get(&k).is_some_and(|c| {
-                c.phase == Phase::Answered
-                    && matches!(&c.controller, Controller::Route(r)
-                        if r.transfer.is_none() && r.reinvite.is_none() && r.resuming.is_none())
-            })
-        };
-        if other_key == key || !joinable(key) || !joinable(other_key) {
+        if other_key == key || !self.joinable(key) || !self.joinable(other_key) {
             return self.ua.answer_refer(now, referrer_leg, 491);
         }
         // Only the phone that holds both dialogs may join them: the replaced dialog's peer
@@ -675,6 +679,58 @@ impl CallCore {
         }
         let _span = self.calls[&other_key].span.clone().entered();
         self.hang_up(now, other_key, 200, "transferred", &[]);
+    }
+
+    /// Whether `key` is a routed call up with nothing pending that a phone's attended
+    /// transfer may join with another.
+    fn joinable(&self, key: CallKey) -> bool {
+        self.calls.get(&key).is_some_and(|c| {
+            c.phase == Phase::Answered
+                && matches!(&c.controller, Controller::Route(r)
+                    if r.transfer.is_none() && r.reinvite.is_none() && r.resuming.is_none())
+        })
+    }
+
+    /// `leg`, another shard's INVITE that replaces the phone's dialog `replacing` names (the
+    /// phone's attended transfer, whose REFER that shard took): it takes the phone's place
+    /// in the dialog's call. Only the phone that sent the REFER may have its dialog replaced.
+    fn on_replacing(
+        &mut self,
+        now: Instant,
+        (leg, request, peer): (LegId, &Request, &Peer),
+        replacing: visit::Replacing,
+    ) {
+        let replaces = Replaces {
+            call_id: replacing.call_id,
+            to_tag: replacing.to_tag,
+            from_tag: replacing.from_tag,
+        };
+        let Some((key, index)) = self.calls.dialog_named(&self.ua, &replaces) else {
+            info!("attended transfer across shards: the dialog to replace is gone");
+            return self.ua.refuse(now, leg, 481, &[]);
+        };
+        if !self.joinable(key) {
+            return self.ua.refuse(now, leg, 491, &[]);
+        }
+        let replaced = self.calls[&key].legs[index].dialog;
+        let phone = replaced
+            .and_then(|l| self.ua.peer_of(l))
+            .map(|p| p.remote.ip());
+        if phone != Some(replacing.referrer) {
+            warn!("attended transfer refused: the dialog to replace is another peer's");
+            return self.ua.refuse(now, leg, 403, &[]);
+        }
+        let body = Body::of_request(request);
+        let Some((call, mut cx)) = self.call_mut(key) else {
+            return;
+        };
+        if let Err(code) = call.take_replacing(&mut cx, now, (index, leg), body.as_ref(), peer) {
+            warn!(
+                code,
+                "attended transfer across shards: the leg's offer cannot be answered"
+            );
+            self.ua.refuse(now, leg, code, &[]);
+        }
     }
 
     /// The other call's leg that is not `index` takes `party`'s place in `key`; the phone's

@@ -358,7 +358,7 @@ impl CallCore {
                 call.span.record("account", account.as_str());
                 call.record.account_sid = Some(account);
                 self.cdr.save(call.record.clone());
-                self.recount(key);
+                self.calls.recount(key);
             }
 
             _ => unreachable!("the call carries out its own commands"),
@@ -612,7 +612,7 @@ impl CallCore {
             }
         }
         if let (Some(limits), Some(account)) = (&self.config.account_limits, &account) {
-            let live = self.live_of_account(account);
+            let live = self.calls.live_of_account(account);
             if let Err(e) = limits.admit(account, live, now) {
                 metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")
                     .increment(1);
@@ -620,7 +620,7 @@ impl CallCore {
             }
         }
         if let Some(full) =
-            (o.channels.iter()).find(|l| self.live_of_group(&l.group) >= l.max as usize)
+            (o.channels.iter()).find(|l| self.calls.live_of_group(&l.group) >= l.max as usize)
         {
             metrics::counter!("switchboard_calls_refused_total", "reason" => "channel-limit")
                 .increment(1);
@@ -713,7 +713,7 @@ impl CallCore {
         info!(to = %call.record.to, trunk = ?call.record.trunk_out, user = ?call.record.user_out, "originating");
         self.cdr.save(call.record.clone());
         drop(_span);
-        self.recount(key);
+        self.calls.recount(key);
         if let Some((call, mut cx)) = self.call_mut(key) {
             call.ring_devices(&mut cx, now, 0, others);
         }

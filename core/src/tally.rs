@@ -2,10 +2,9 @@
 //! shards: what an account's limits and a channel group's bound are held to when the node's
 //! calls are spread over several cores. A lone core counts its own calls instead (it holds
 //! them all). Each call's share is what it last added; a core recounts a call whenever its
-//! account, its channel groups or its life change ([`CallCore::recount`]), so the tally
+//! account, its channel groups or its life change ([`Calls::recount`](super::calls::Calls::recount)), so the tally
 //! follows the calls without a core ever reading another's.
 
-use super::{CallCore, CallKey};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -27,6 +26,19 @@ pub(super) struct Share {
     groups: Vec<String>,
 }
 
+impl Share {
+    /// What `call` adds now.
+    pub(super) fn of(call: &super::model::Call) -> Self {
+        match call.ended() {
+            true => Share::default(),
+            false => Share {
+                account: call.record.account_sid.clone(),
+                groups: call.channels.clone(),
+            },
+        }
+    }
+}
+
 impl NodeTally {
     /// Calls of `account` up or ringing on the node.
     pub fn account(&self, account: &str) -> usize {
@@ -39,7 +51,7 @@ impl NodeTally {
     }
 
     /// A call's share goes from `old` to `new`.
-    fn replace(&self, old: &Share, new: &Share) {
+    pub(super) fn replace(&self, old: &Share, new: &Share) {
         let mut counts = self.counts();
         let Counts { accounts, groups } = &mut *counts;
         for (share, added) in [(old, false), (new, true)] {
@@ -69,47 +81,6 @@ fn step(map: &mut HashMap<String, usize>, key: &str, added: bool) {
         *n = n.saturating_sub(1);
         if *n == 0 {
             map.remove(key);
-        }
-    }
-}
-
-impl CallCore {
-    /// Brings call `key`'s share of the node's tally up to date (nothing without a tally).
-    pub(super) fn recount(&mut self, key: CallKey) {
-        let Some(tally) = &self.config.tally else {
-            return;
-        };
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let now = match call.ended() {
-            true => Share::default(),
-            false => Share {
-                account: call.record.account_sid.clone(),
-                groups: call.channels.clone(),
-            },
-        };
-        if now != call.tallied {
-            tally.replace(&call.tallied, &now);
-            call.tallied = now;
-        }
-    }
-
-    /// Calls of `account` up or ringing: on the node when its shards keep a tally, otherwise
-    /// this core's (all the node's).
-    pub(super) fn live_of_account(&self, account: &str) -> usize {
-        match &self.config.tally {
-            Some(tally) => tally.account(account),
-            None => self.calls.of_account(account),
-        }
-    }
-
-    /// Calls up or ringing that hold a channel of `group`, counted as
-    /// [`CallCore::live_of_account`] counts.
-    pub(super) fn live_of_group(&self, group: &str) -> usize {
-        match &self.config.tally {
-            Some(tally) => tally.group(group),
-            None => self.calls.of_channel_group(group),
         }
     }
 }

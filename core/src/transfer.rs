@@ -8,7 +8,7 @@
 //! fails, the call goes on as before (or ends, if the referrer already hung up). A REFER
 //! naming a dialog to replace is an attended transfer ([`super::attended`]).
 
-use super::admission::resolve;
+use super::admission::{Destination, resolve};
 use super::attended::Replaces;
 use super::context::{CallContext, CoreAsk};
 use super::model::{Call, Party, Phase};
@@ -32,6 +32,8 @@ pub(super) struct Transfer {
     pub(super) leg: LegId,
     pub(super) trunk: Option<String>,
     pub(super) user: Option<String>,
+    /// It takes the phone's place in a call of another shard (see [`Call::place_transfer`]).
+    pub(super) attended: bool,
 }
 
 impl Call {
@@ -80,11 +82,31 @@ impl Call {
                 return;
             }
         };
+        self.place_transfer(cx, now, (party, referrer_leg), (dest, Vec::new()), false);
+    }
+
+    /// Places the transfer's new leg to `dest` (its INVITE with `headers`) from the
+    /// referrer's endpoint, offering the other party's stream; the referrer hears 202 and
+    /// `100 Trying`. `attended`: the leg takes the phone's place in its call with the party
+    /// it is being transferred to, on another shard ([`Call::transfer_to_shard`]), and a
+    /// party the phone left on hold is taken off it once the leg answers.
+    pub(super) fn place_transfer(
+        &mut self,
+        cx: &mut CallContext,
+        now: Instant,
+        (party, referrer_leg): (Party, LegId),
+        (dest, headers): (Destination, Vec<(String, String)>),
+        attended: bool,
+    ) {
         let other = &self.legs[party.other().index()];
-        let Some(offer) = other.side.remote.as_ref().and_then(|s| relay_offer(s).ok()) else {
+        let Some(mut offer) = other.side.remote.as_ref().and_then(|s| relay_offer(s).ok()) else {
             cx.ua.answer_refer(now, referrer_leg, 488);
             return;
         };
+        if attended {
+            // The party the phone held is taken off hold once this leg is up: the leg talks.
+            offer.direction = switchboard_sip::sdp::Direction::SendRecv;
+        }
         // Who the target sees calling: the party being transferred to it.
         let from_user = match party {
             Party::Callee => self.record.from.clone(),
@@ -95,9 +117,10 @@ impl Call {
         let from = format!("<{}>", cx.ua.local_uri(&from_user, &dest.peer));
         cx.ua.answer_refer(now, referrer_leg, 202);
         cx.ua.notify_refer(now, referrer_leg, 100);
-        let invite = dest.invite(from, Some(body), cx.ring_timeout);
+        let mut invite = dest.invite(from, Some(body), cx.ring_timeout);
+        invite.headers = headers;
         let leg = cx.ua.invite(now, invite);
-        info!(?party, %number, trunk = ?dest.trunk, user = ?dest.user, "transferring");
+        info!(?party, number = %dest.number, trunk = ?dest.trunk, user = ?dest.user, "transferring");
         cx.dialogs.insert(leg, (cx.key, TRANSFER_LEG));
         if let Some(route) = self.route() {
             route.transfer = Some(Transfer {
@@ -106,6 +129,7 @@ impl Call {
                 leg,
                 trunk: dest.trunk,
                 user: dest.user,
+                attended,
             });
         }
     }
@@ -173,6 +197,9 @@ impl Call {
             cx.ua.hangup(now, referrer, 487);
         }
         info!(trunk = ?t.trunk, user = ?t.user, "transferred");
+        if t.attended {
+            self.resume_held(cx, now, 0);
+        }
     }
 
     /// `true` when the call must end: the referrer hung up meanwhile, so no one is left for

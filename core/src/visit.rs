@@ -12,7 +12,10 @@
 //! INVITE asks for, and the home must trust the room and account it is told.
 //!
 //! A node also visits itself: `<Dial><Application>` hands the caller to a TwiML App through a
-//! leg to this node's own SIP address, to [`APP_USER`], whose incoming side runs the App.
+//! leg to this node's own SIP address, to [`APP_USER`], whose incoming side runs the App; and
+//! a phone's attended transfer whose two calls are held by two call-core shards joins them
+//! through a leg from one shard to the other, to [`REPLACE_USER`], that takes the phone's
+//! place in the other call (see `transfer`).
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -24,6 +27,9 @@ pub const HEADER: &str = "X-Switchboard-Visit";
 pub const USER: &str = "switchboard-room";
 /// The user part of the Request-URI of a leg that hands a call to a TwiML App.
 pub const APP_USER: &str = "switchboard-app";
+/// The user part of the Request-URI of a leg that takes a phone's place in a call of another
+/// shard of the node (the phone's attended transfer).
+pub const REPLACE_USER: &str = "switchboard-replace";
 /// How old (or how far ahead) a seal may be.
 pub const FRESH_MS: i64 = 30_000;
 /// A sealed visit is a header value, which SIP applications' headers may not pass.
@@ -50,6 +56,9 @@ pub enum Destination {
     /// The TwiML App a `<Dial><Application>` of this node hands its caller to: what the App
     /// is told is kept by the node under `token` (the seal proves the node sent it).
     Application { token: String },
+    /// The dialog of a phone's call this leg replaces (the phone's attended transfer, whose
+    /// REFER another shard took): the leg takes the phone's place in that call.
+    Replace(Replacing),
 }
 
 impl Destination {
@@ -57,9 +66,21 @@ impl Destination {
     pub fn user(&self) -> &'static str {
         match self {
             Destination::Application { .. } => APP_USER,
+            Destination::Replace(_) => REPLACE_USER,
             Destination::Room(_) | Destination::Call { .. } => USER,
         }
     }
+}
+
+/// A dialog to replace, as the phone's REFER named it (RFC 3891's Call-ID and tags), and who
+/// asked: only that phone may have its dialog replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replacing {
+    pub call_id: String,
+    pub to_tag: String,
+    pub from_tag: String,
+    /// The IP address the phone's REFER came from.
+    pub referrer: std::net::IpAddr,
 }
 
 /// The visiting call's seat in the room, as its `<Conference>` asked.
@@ -210,6 +231,18 @@ mod tests {
             ..visit(5)
         };
         assert_eq!(to_app.to.user(), APP_USER);
+        let replacing = Visit {
+            to: Destination::Replace(Replacing {
+                call_id: "a84b4c76e66710~1@192.0.2.4".into(),
+                to_tag: "1928301774".into(),
+                from_tag: "as6151ad25".into(),
+                referrer: "192.0.2.9".parse().unwrap(),
+            }),
+            ..visit(5)
+        };
+        let sealed = replacing.seal(&key).unwrap();
+        assert_eq!(Visit::unseal(&key, &sealed).unwrap(), replacing);
+        assert_eq!(replacing.to.user(), REPLACE_USER);
         assert_eq!(visit(5).to.user(), USER);
         // A visit too large for a header is not sealed.
         let mut large = visit(0);

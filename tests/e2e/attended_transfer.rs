@@ -5,7 +5,9 @@
 //! 202 and a NOTIFY of 200, B's two dialogs are hung up, A is re-INVITEd off hold, and A and C
 //! (SIPp callers whose media are the test's sockets) hear each other's tones; no one is rung.
 //! Before that, B names C's own dialog with Switchboard (read from C's SIPp log), which is not
-//! B's to give away: 403, and nothing changes.
+//! B's to give away: 403, and nothing changes. The same again with two call-core shards, A's
+//! and C's calls on different ones (their Call-IDs chosen so): the shard that takes the REFER
+//! joins A to C through a leg to the other shard, which takes B's place in C's call.
 
 use crate::common;
 
@@ -144,6 +146,18 @@ struct Seen {
     got: Vec<String>,
 }
 
+impl Seen {
+    /// Whether the first REFER's outcome is known: refused outright, or accepted and its
+    /// NOTIFY told how it ended.
+    fn first_refer_settled(&self) -> bool {
+        match self.refer_statuses.first() {
+            Some(202) => (self.notified.iter()).any(|n| !n.starts_with("SIP/2.0 100")),
+            Some(_) => true,
+            None => false,
+        }
+    }
+}
+
 fn sdp(ip: &str, port: u16, direction: &str) -> String {
     format!(
         "v=0\r\no=b 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
@@ -265,7 +279,7 @@ fn transferor(
             let wrong = refer(&mut dialogs[0], foreign());
             sock.send_to(wrong.as_bytes(), sb).unwrap();
             state = 2;
-        } else if state == 2 && seen.refer_statuses.len() == 1 {
+        } else if state == 2 && seen.first_refer_settled() {
             // Then B's own dialog with C.
             let sb = switchboard.unwrap();
             let consult = &dialogs[1];
@@ -294,12 +308,37 @@ fn transferor(
 
 #[test]
 fn a_phone_joins_its_two_calls_by_refer_with_replaces_and_they_hear_each_other() {
-    let net = Net::new(160);
+    joins_two_calls(160, 1);
+}
+
+#[test]
+fn a_phone_joins_its_two_calls_held_by_two_call_core_shards() {
+    joins_two_calls(88, 2);
+}
+
+/// A Call-ID for the caller at `ip` (SIPp's `-cid_str`) that a node of `shards` shards takes
+/// on shard `index`.
+fn call_id_on_shard(ip: &str, shards: u16, index: u16) -> String {
+    (0..)
+        .map(|n| format!("xfer-{n}@{ip}"))
+        .find(|id| switchboard_sip::shard::shard_of_call_id(id, shards) == index % shards)
+        .unwrap()
+}
+
+fn joins_two_calls(net_number: u8, shards: u16) {
+    let net = Net::new(net_number);
     let extra = format!(
         "[[trunks]]\nname = \"carrier-c\"\naddress = \"{c}:5060\"\ninbound_sources = [\"{c}/32\"]\n",
         c = net.ip(4)
     );
-    let server = Server::start(&net, &net.two_trunks(&extra));
+    let count = shards.to_string();
+    let env = [("SWITCHBOARD_SIP__CALL_SHARDS", count.as_str())];
+    let server = Server::start_with(&net, &net.two_trunks(&extra), &env);
+    // A's call on the first shard, C's on the last.
+    let (a_id, c_id) = (
+        call_id_on_shard(&net.ip(2), shards, 0),
+        call_id_on_shard(&net.ip(4), shards, shards - 1),
+    );
     let b = UdpSocket::bind(format!("{}:5060", net.ip(3))).unwrap();
     b.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -347,7 +386,15 @@ fn a_phone_joins_its_two_calls_by_refer_with_replaces_and_they_hear_each_other()
         };
         let b_phone = scope.spawn(move || transferor(&b, "+15551235", c_dialog));
         let a_call = scope.spawn(|| {
-            let args = ["-m", "1", "-s", "+15551234", "-trace_logs"];
+            let args = [
+                "-m",
+                "1",
+                "-s",
+                "+15551234",
+                "-trace_logs",
+                "-cid_str",
+                &a_id,
+            ];
             run_sipp(
                 &net,
                 &a_uac,
@@ -363,7 +410,15 @@ fn a_phone_joins_its_two_calls_by_refer_with_replaces_and_they_hear_each_other()
         // A's hold is relayed to A; then C calls B.
         std::thread::sleep(Duration::from_millis(500));
         let c_call = scope.spawn(|| {
-            let args = ["-m", "1", "-s", "+15551234", "-trace_logs"];
+            let args = [
+                "-m",
+                "1",
+                "-s",
+                "+15551234",
+                "-trace_logs",
+                "-cid_str",
+                &c_id,
+            ];
             run_sipp(
                 &net,
                 &c_uac,
@@ -376,15 +431,21 @@ fn a_phone_joins_its_two_calls_by_refer_with_replaces_and_they_hear_each_other()
         });
         let c_port = sipp_logged(dir, "MEDIA-C m=audio ", "C's call was not answered");
         let seen = b_phone.join().unwrap();
+        // Another peer's dialog refused, B's own taken: at once on one shard; across shards
+        // the REFER is taken and the other shard's refusal told in its NOTIFY.
+        let (statuses, outcomes): (&[u16], &[&str]) = match shards {
+            1 => (&[403, 202], &["SIP/2.0 200"]),
+            _ => (&[202, 202], &["SIP/2.0 403", "SIP/2.0 200"]),
+        };
+        let finals: Vec<&str> = (seen.notified.iter())
+            .filter(|n| !n.starts_with("SIP/2.0 100"))
+            .map(|n| n.get(..11).unwrap_or(n))
+            .collect();
         assert_eq!(
-            seen.refer_statuses,
-            [403, 202],
-            "another peer's dialog refused, B's own taken: {seen:?}\n{}",
+            (&seen.refer_statuses[..], &finals[..]),
+            (statuses, outcomes),
+            "{seen:?}\n{}",
             server.log()
-        );
-        assert!(
-            seen.notified.iter().any(|n| n.starts_with("SIP/2.0 200")),
-            "a NOTIFY of 200: {seen:?}"
         );
         assert_eq!(seen.byes.len(), 2, "both of B's dialogs hung up: {seen:?}");
 
@@ -435,11 +496,25 @@ fn a_phone_joins_its_two_calls_by_refer_with_replaces_and_they_hear_each_other()
         .iter()
         .find(|c| c["trunk_in"] == "carrier-a")
         .expect("A's call");
-    assert_eq!(first["trunk_out"], "carrier-c", "C took B's place: {first}");
     assert_eq!(first["status"], "completed", "{first}");
     let second = calls
         .iter()
         .find(|c| c["trunk_in"] == "carrier-c")
         .expect("C's call");
-    assert_eq!(second["hangup_cause"], "transferred", "{second}");
+    if shards == 1 {
+        assert_eq!(first["trunk_out"], "carrier-c", "C took B's place: {first}");
+        assert_eq!(second["hangup_cause"], "transferred", "{second}");
+        return;
+    }
+    // Each call kept by its shard, B's place in each taken by the leg between them; A's
+    // hang-up ended both.
+    for call in [first, second] {
+        assert_eq!(call["trunk_out"], serde_json::Value::Null, "{call}");
+        assert_eq!(call["status"], "completed", "{call}");
+    }
+    let carried = |n: u16| {
+        let metric = format!("switchboard_shard_calls_total{{shard=\"{n}\"}}");
+        server.metric(&metric).unwrap_or(0.0)
+    };
+    assert_eq!((carried(0), carried(1)), (1.0, 1.0), "a call on each shard");
 }

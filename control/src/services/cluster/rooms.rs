@@ -389,10 +389,10 @@ impl Rooms {
             Destination::Call { call: other } => {
                 self.bridge_visit(&call, &visit.account, other).await
             }
-            // Sent to the Apps' user, never to this one (the core admits it nowhere else).
-            Destination::Application { .. } => Err(CallError::BadArgument(
-                "an App's leg at the rooms' user".into(),
-            )),
+            // Sent to their own users, never to this one (the core admits them nowhere else).
+            Destination::Application { .. } | Destination::Replace(_) => Err(
+                CallError::BadArgument("a visit of another kind at the rooms' user".into()),
+            ),
         };
         if let Err(e) = taken {
             warn!(error = %e, "cannot take the visit");
