@@ -145,6 +145,10 @@ pub(crate) fn run_sip(
                     )),
                     shard,
                     tally: tally.clone(),
+                    media_reserve: switchboard_control::call::media_reserve(
+                        settings.rtp_ports.len(),
+                        usize::from(count),
+                    ),
                 },
                 (
                     std::time::Instant::now(),

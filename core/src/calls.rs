@@ -144,13 +144,15 @@ impl Calls {
         }
     }
 
-    /// Calls of `account` up or ringing: on the node when its shards keep a tally, otherwise
-    /// this table's (all the node's).
+    /// Calls of `account` up or ringing (visits' legs aside, see [`Call::is_visit`]): on the
+    /// node when its shards keep a tally, otherwise this table's (all the node's).
     pub(super) fn live_of_account(&self, account: &str) -> usize {
         match &self.tally {
             Some(tally) => tally.account(account),
             None => (self.by_key.values())
-                .filter(|c| !c.ended() && c.record.account_sid.as_deref() == Some(account))
+                .filter(|c| {
+                    !c.ended() && !c.is_visit() && c.record.account_sid.as_deref() == Some(account)
+                })
                 .count(),
         }
     }

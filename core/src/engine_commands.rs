@@ -12,15 +12,19 @@ use switchboard_media::conference::{Announcement, ConferenceId};
 use switchboard_media::record::RecordSpec;
 use switchboard_media::{Endpoint, EndpointConfig, EndpointId, MediaCommand, MediaError, MediaOp};
 
-/// Pairs the driver keeps ready. One input takes at most two (a routed call's two legs) and
-/// the driver tops the reserve up before every input, so this leaves a margin without holding
-/// many ports idle.
-pub(super) const RESERVE: usize = 8;
+/// Pairs the driver keeps ready at most. One input takes at most two (a routed call's two
+/// legs) and the driver tops the reserve up before every input, so this leaves a margin
+/// without holding many ports idle.
+pub const RESERVE: usize = 8;
+/// Pairs kept ready at least: what one input may take.
+pub(crate) const RESERVE_LEAST: usize = 2;
 
 #[derive(Default)]
 pub(super) struct Engine {
     /// Bound pairs on no worker yet, oldest first.
     reserve: VecDeque<Endpoint>,
+    /// How many it keeps ready (see [`crate::CoreConfig::media_reserve`]).
+    ready: usize,
     /// For the driver, in order.
     commands: VecDeque<MediaCommand>,
     /// The conference each endpoint is in, and each conference's member count, as the engine
@@ -173,7 +177,15 @@ impl Engine {
 
     /// How many more bound pairs it would like ready.
     pub(super) fn wanted(&self) -> usize {
-        RESERVE.saturating_sub(self.reserve.len())
+        self.ready.saturating_sub(self.reserve.len())
+    }
+
+    /// An engine that keeps `ready` pairs ready ([`RESERVE_LEAST`] to [`RESERVE`]).
+    pub(super) fn keeping(ready: usize) -> Self {
+        Self {
+            ready: ready.clamp(RESERVE_LEAST, RESERVE),
+            ..Self::default()
+        }
     }
 
     /// A pair bound, ready for a call.
@@ -196,6 +208,19 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_range_shared_by_several_cores_keeps_fewer_pairs_ready_each() {
+        // A quarter of the range's pairs, shared, between 2 and 8 each.
+        assert_eq!(crate::media_reserve(10_000, 1), RESERVE);
+        assert_eq!(crate::media_reserve(10_000, 64), RESERVE);
+        assert_eq!(crate::media_reserve(10_000, 256), 4);
+        assert_eq!(crate::media_reserve(32, 1), 4);
+        assert_eq!(crate::media_reserve(20, 2), RESERVE_LEAST);
+        assert_eq!(crate::media_reserve(0, 0), RESERVE_LEAST);
+        assert_eq!(Engine::keeping(3).wanted(), 3);
+        assert_eq!(Engine::keeping(100).wanted(), RESERVE);
+    }
 
     /// Endpoint `n` as the engine reserves it on `worker` (its id names the worker).
     fn reserved(n: u64, worker: u64) -> Endpoint {

@@ -112,6 +112,19 @@ pub struct CoreConfig {
     /// The node's calls per account and channel group, kept by all of its shards (their
     /// limits hold node-wide); `None`: this core holds all the node's calls and counts them.
     pub tally: Option<Arc<tally::NodeTally>>,
+    /// Bound RTP port pairs this core keeps ready for calls to come ([`media_reserve`] for a
+    /// range shared by several cores).
+    pub media_reserve: usize,
+}
+
+pub use engine_commands::RESERVE as MEDIA_RESERVE;
+
+/// The pairs each of `cores` cores keeps ready out of a range of `ports` RTP ports: up to a
+/// quarter of the range shared among them, between what one input takes and
+/// [`engine_commands::RESERVE`]. Each core's ready pairs are idle ports the others cannot
+/// have, so a small range shared by many cores keeps fewer each.
+pub fn media_reserve(ports: usize, cores: usize) -> usize {
+    (ports / 2 / 4 / cores.max(1)).clamp(engine_commands::RESERVE_LEAST, engine_commands::RESERVE)
 }
 
 /// How far the wall clock may drift from the core's reckoning before it is re-anchored.
@@ -307,7 +320,7 @@ impl CallCore {
         let media_numbers = u64::from(config.shard.index) << MEDIA_NUMBER_BITS;
         let mut core = Self {
             ua,
-            media: engine_commands::Engine::default(),
+            media: engine_commands::Engine::keeping(config.media_reserve),
             routing,
             cdr: store_writes::Records::default(),
             calls: calls::Calls::counted_in(config.tally.clone()),

@@ -335,6 +335,12 @@ impl Call {
         self.record.direction == Direction::Inbound
     }
 
+    /// A leg of a visit between nodes or call-core shards (either end): the visiting call is
+    /// the account's call, counted already; this is how the node's topology carries it.
+    pub(super) fn is_visit(&self) -> bool {
+        self.record.to == super::visit::USER
+    }
+
     /// The call's own leg.
     pub(super) fn own(&self) -> &Leg {
         &self.legs[0]

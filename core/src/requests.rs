@@ -611,7 +611,11 @@ impl CallCore {
                 return Err(CallError::CallerIdNotAllowed(o.from.clone()));
             }
         }
-        if let (Some(limits), Some(account)) = (&self.config.account_limits, &account) {
+        // A visit's leg carries a call of the account counted already.
+        let visit =
+            matches!(&o.to, Target::Node { uri, .. } if uri.user() == Some(crate::visit::USER));
+        if let (Some(limits), Some(account), false) = (&self.config.account_limits, &account, visit)
+        {
             let live = self.calls.live_of_account(account);
             if let Err(e) = limits.admit(account, live, now) {
                 metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")

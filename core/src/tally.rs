@@ -27,9 +27,9 @@ pub(super) struct Share {
 }
 
 impl Share {
-    /// What `call` adds now.
+    /// What `call` adds now (a visit's leg, nothing: the visiting call counts).
     pub(super) fn of(call: &super::model::Call) -> Self {
-        match call.ended() {
+        match call.ended() || call.is_visit() {
             true => Share::default(),
             false => Share {
                 account: call.record.account_sid.clone(),

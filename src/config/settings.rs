@@ -178,11 +178,15 @@ impl Config {
             max_contacts: self.sip.max_contacts.max(1),
             max_registrations: self.sip.max_registrations.max(1),
             call_shards: match self.sip.call_shards {
+                // One per core the process may run on.
+                0 => std::thread::available_parallelism()
+                    .map_or(1, |n| u16::try_from(n.get()).unwrap_or(MAX_CALL_SHARDS))
+                    .clamp(1, MAX_CALL_SHARDS),
                 n @ 1..=MAX_CALL_SHARDS => n,
                 n => {
                     return Err(invalid(
                         "sip.call_shards",
-                        format!("expected 1 to {MAX_CALL_SHARDS}, got {n}"),
+                        format!("expected 0 (one per core) or 1 to {MAX_CALL_SHARDS}, got {n}"),
                     ));
                 }
             },

@@ -161,8 +161,11 @@ fn calls_of_two_shards_share_a_room_and_a_queue() {
     // each is on a network of its own, reached through a trunk of its own.
     let net = Net::new(64);
     let far: Vec<Net> = [67, 68, 69].into_iter().map(Net::new).collect();
+    // Two calls at once at most: the legs that carry a call from one shard to the other are
+    // no calls of the account's.
     let mut config = format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
+         max_calls = 2\n"
     );
     for (n, callee) in far.iter().enumerate() {
         config += &format!(
@@ -272,6 +275,20 @@ fn calls_of_two_shards_share_a_room_and_a_queue() {
     let mut both = vec![sid_a.clone(), sid_c.clone()];
     both.sort();
     assert_eq!(participants(), both);
+    // The account's calls are its two, not the legs of the visit between the shards.
+    let (status, body) = server.http(
+        "GET",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
+        Some((ACCOUNT, TOKEN)),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    let mut calls: Vec<&str> = (listed["calls"].as_array().unwrap().iter())
+        .map(|c| c["sid"].as_str().unwrap())
+        .collect();
+    calls.sort();
+    assert_eq!(calls, both, "{body}");
 
     // The visitor removed by its own SID: its call leaves the room, its document ends and it
     // hangs up; A's callee no longer hears it.

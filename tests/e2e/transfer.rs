@@ -111,25 +111,76 @@ fn a_phone_transfers_its_caller_with_refer_and_the_two_hear_each_other() {
 /// An attended transfer (Refer-To naming a dialog to replace, RFC 3891) whose dialog is not
 /// Switchboard's (the phone's call with the target does not go through it) is not served: the
 /// REFER gets 501, nobody else is rung, and the call goes on until the caller hangs up. (One
-/// whose dialog is Switchboard's joins the two calls: tests/e2e/attended_transfer.rs.)
+/// whose dialog is Switchboard's joins the two calls: tests/e2e/attended_transfer.rs.) The node
+/// runs two call-core shards, and the call is on the shard the foreign Call-ID would be on: the
+/// one that would hold such a dialog, had Switchboard one (a Call-ID of the other shard's is
+/// asked of it, whose refusal comes in the REFER's NOTIFY).
 #[test]
 fn an_attended_transfer_of_a_foreign_dialog_is_refused_and_the_call_goes_on() {
-    let net = Net::new(154);
+    foreign_dialog_refused(154, true);
+}
+
+/// The same with the call on the other shard than the foreign Call-ID's: the REFER is taken
+/// (202, NOTIFY `100 Trying`), the other shard is asked to replace the dialog, has none, and
+/// answers 481, which the last NOTIFY tells; the call goes on.
+#[test]
+fn an_attended_transfer_of_a_foreign_dialog_asked_of_another_shard_is_refused_in_its_notify() {
+    foreign_dialog_refused(89, false);
+}
+
+/// A NOTIFY whose sipfrag starts with `status`, answered 200.
+fn notify_of(status: &str) -> String {
+    format!(
+        r#"<recv request="NOTIFY"><action><ereg regexp="^SIP/2.0 {status}" search_in="body" check_it="true" assign_to="n"/></action></recv>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]></send>"#
+    )
+}
+
+fn foreign_dialog_refused(net_number: u8, same_shard: bool) {
+    use switchboard_sip::shard::shard_of_call_id;
+    let net = Net::new(net_number);
     let extra = format!(
         "[[trunks]]\nname = \"carrier-c\"\naddress = \"{c}:5060\"\ninbound_sources = [\"{c}/32\"]\n\
          [[routes]]\npattern = \"^\\\\+?1666\"\ntrunk = \"carrier-c\"\n",
         c = net.ip(4)
     );
-    let server = Server::start(&net, &net.two_trunks(&extra));
+    let env = [("SWITCHBOARD_SIP__CALL_SHARDS", "2")];
+    let server = Server::start_with(&net, &net.two_trunks(&extra), &env);
+    // The foreign dialog the scenario's REFER names.
+    let foreign = shard_of_call_id("abc@host", 2);
+    let call_id = (0..)
+        .map(|n| format!("foreign-{n}@{}", net.ip(2)))
+        .find(|id| (shard_of_call_id(id, 2) == foreign) == same_shard)
+        .unwrap();
+    let outcome = match same_shard {
+        true => r#"<recv response="501"/>"#.to_owned(),
+        false => format!(
+            "<recv response=\"202\"/>\n  {}\n  {}",
+            notify_of("100"),
+            notify_of("481")
+        ),
+    };
     let referrer = SippServer::start(
         &net,
-        &scenario(&net, "uas_refer_replaces.xml", &[]),
+        &scenario(
+            &net,
+            "uas_refer_replaces.xml",
+            &[("REFER_OUTCOME", &outcome)],
+        ),
         &net.ip(3),
         5060,
         &["-m", "1"],
     );
     let caller = scenario(&net, "uac_talk.xml", &[("TALK_MS", "2000")]);
-    let args = ["-m", "1", "-s", "+15551234"];
+    let args = ["-m", "1", "-s", "+15551234", "-cid_str", &call_id];
     let run = run_sipp(
         &net,
         &caller,
@@ -152,5 +203,8 @@ fn an_attended_transfer_of_a_foreign_dialog_is_refused_and_the_call_goes_on() {
     let call = server.ended_calls(1).remove(0);
     assert_eq!(call["status"], "completed", "{call}");
     assert_eq!(call["trunk_out"], "carrier-b", "{call}");
-    assert!(!server.log().contains("transferring"), "{}", server.log());
+    // Nobody else was rung: at most the leg to the other shard, which it refused.
+    let log = server.log();
+    assert_eq!(log.contains("transferring"), !same_shard, "{log}");
+    assert!(!log.contains("trying trunk=Some(\"carrier-c\")"), "{log}");
 }

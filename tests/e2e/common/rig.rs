@@ -122,6 +122,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             visit_key: None,
             shard: Default::default(),
             tally: None,
+            media_reserve: switchboard_control::call::MEDIA_RESERVE,
         },
         (
             std::time::Instant::now(),

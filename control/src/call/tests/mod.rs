@@ -172,6 +172,7 @@ impl Rig {
                 visit_key: None,
                 shard: Default::default(),
                 tally: None,
+                media_reserve: crate::call::MEDIA_RESERVE,
             },
             (Instant::now(), crate::infra::clock::now_ms()),
         );

@@ -191,11 +191,13 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<CallRecord>, StoreError> {
+        // The legs of visits between nodes or call-core shards are how the node carries a
+        // call of the account (listed itself), not calls of its own.
         let mut sql = format!(
-            "SELECT {} FROM calls WHERE account_sid = $1",
+            "SELECT {} FROM calls WHERE account_sid = $1 AND to_number <> $2",
             cdr::CALL_COLUMNS
         );
-        let mut binds: Vec<String> = vec![account.to_owned()];
+        let mut binds: Vec<String> = vec![account.to_owned(), crate::call::visit::USER.to_owned()];
         for (column, value) in [
             ("to_number", &filter.to),
             ("from_number", &filter.from),
