@@ -318,7 +318,10 @@ fn the_official_telnyx_sdk_records_and_forks_calls() {
 /// refused a second time, taken out by `leave_queue`, enqueued again with a one-second
 /// `max_wait_time_secs` and taken out by it; another caller waits in the queue hearing the
 /// app's hold music until a dialed leg is bridged with the queue's front, and the two then
-/// hear each other — until the app enqueues it again, which takes it out of the bridge.
+/// hear each other — until the app enqueues it again, which takes it out of the bridge. The
+/// node runs two call-core shards, the waiter on the second and the dialed leg on the first
+/// (the first the app places): the bridge is a visit between the shards, and the waiter's
+/// leaving it leaves the callee up, as a bridge in one core does.
 #[test]
 fn the_official_telnyx_sdk_queues_callers_and_bridges_the_front() {
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
@@ -330,7 +333,8 @@ fn the_official_telnyx_sdk_queues_callers_and_bridges_the_front() {
     let net = Arc::new(Net::new(106));
     let hooks = format!("{}:18080", net.ip(6));
     let config = telnyx::config(&hooks, "", &[LEAVER, WAITER]);
-    let server = Server::start(&net, &net.two_trunks(&config));
+    let env = [("SWITCHBOARD_SIP__CALL_SHARDS", "2")];
+    let server = Server::start_with(&net, &net.two_trunks(&config), &env);
     let (mut app, mut lines) = spawn_script(
         &python,
         "telnyx_queues.py",
@@ -345,7 +349,12 @@ fn the_official_telnyx_sdk_queues_callers_and_bridges_the_front() {
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
 
     // The waiter hears the hold music (which tells the test where it talks from) ...
-    let (phone, waiter) = common::voice_app::call_with_phone(&net, &server, WAITER);
+    let on_second_shard = (0..)
+        .map(|n| format!("waiter-{n}@{}", net.ip(2)))
+        .find(|id| switchboard_sip::shard::shard_of_call_id(id, 2) == 1)
+        .unwrap();
+    let (phone, waiter) =
+        common::voice_app::call_with_phone_as(&net, &server, WAITER, on_second_shard);
     expect_step(&mut app, &mut lines, "ENQUEUED", &server);
     let (music, endpoint) = hear(&phone, Duration::from_secs(10), Duration::from_millis(700));
     let endpoint = endpoint.expect("the hold music");

@@ -254,7 +254,19 @@ pub fn call_with_phone_for(
     number: &'static str,
     limit: Duration,
 ) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
-    call_within(net, server, number, &[], (&[], &[]), limit)
+    call_within(net, server, number, &[], (&[], &[]), (limit, None))
+}
+
+/// [`call_with_phone`] whose INVITE has the Call-ID `call_id` (SIPp's `-cid_str`): a call a
+/// node of several call-core shards takes on the shard that Call-ID names.
+pub fn call_with_phone_as(
+    net: &Arc<Net>,
+    server: &Server,
+    number: &'static str,
+    call_id: String,
+) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
+    let limit = Duration::from_secs(40);
+    call_within(net, server, number, &[], (&[], &[]), (limit, Some(call_id)))
 }
 
 /// `(where, regexp)` checks of a SIP message (see [`eregs`]).
@@ -275,7 +287,7 @@ pub fn call_with_headers(
         number,
         headers,
         checks,
-        Duration::from_secs(40),
+        (Duration::from_secs(40), None),
     )
 }
 
@@ -285,7 +297,7 @@ fn call_within(
     number: &'static str,
     headers: &[(&str, &str)],
     (on_answer, on_bye): (Checks<'_>, Checks<'_>),
-    limit: Duration,
+    (limit, call_id): (Duration, Option<String>),
 ) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
     let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
     let port = phone.local_addr().unwrap().port().to_string();
@@ -312,7 +324,10 @@ fn call_within(
     let (net, sip) = (net.clone(), server.sip);
     let caller = std::thread::spawn(move || {
         let ip = net.ip(2);
-        let args = ["-s", number, "-m", "1"];
+        let mut args = vec!["-s", number, "-m", "1"];
+        if let Some(call_id) = &call_id {
+            args.extend(["-cid_str", call_id.as_str()]);
+        }
         run_sipp(&net, &uac, &ip, 5060, sip, &args, limit)
     });
     (phone, caller)

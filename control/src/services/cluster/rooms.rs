@@ -42,6 +42,56 @@ pub struct Rooms {
     directory: Arc<Directory>,
     /// Conferences' reports, caught up here as visiting legs see their events.
     subscriptions: Arc<Subscriptions>,
+    /// The two legs of each visit to a call that this node makes to itself (between its
+    /// shards), by the visit's seal, which both ends see.
+    pairs: Arc<Pairs>,
+}
+
+/// The legs of the node's visits to its own calls (between shards), by seal: the leg placed
+/// (`near`, bridged with the visiting call) and the leg taken (`far`, bridged with the call
+/// visited). A bridge's end is what each call hears of it: a call moved on (a queue's caller
+/// enqueued again) leaves its peer up, as one bridge in one core does, so an end of one
+/// side's bridge that is not its call's end unbridges the other leg before the legs hang up;
+/// a leg's end alone would tell the other call its peer ended.
+#[derive(Default)]
+struct Pairs(std::sync::Mutex<std::collections::HashMap<String, NearAndFar>>);
+
+/// A visit's near and far legs, as far as known.
+type NearAndFar = (Option<String>, Option<String>);
+
+impl Pairs {
+    /// Notes `leg` as the `near` or far leg of the visit sealed `seal`.
+    fn note(&self, seal: &str, leg: &str, near: bool) {
+        let mut pairs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let pair = pairs.entry(seal.to_owned()).or_default();
+        *(if near { &mut pair.0 } else { &mut pair.1 }) = Some(leg.to_owned());
+    }
+
+    /// The other leg of the visit sealed `seal`, from the `near` one or the far one.
+    fn other(&self, seal: &str, near: bool) -> Option<String> {
+        let pairs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let pair = pairs.get(seal)?;
+        if near { pair.1.clone() } else { pair.0.clone() }
+    }
+
+    /// The visit is over (either leg hung up).
+    fn forget(&self, seal: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(seal);
+    }
+
+    /// A leg of the visit sealed `seal` was unbridged: when its call moved on rather than
+    /// ended, the other leg is unbridged first, so that the other call hears the same.
+    async fn unbridged(&self, control: &CallControl, seal: &str, near: bool, peer_ended: bool) {
+        if peer_ended {
+            return;
+        }
+        if let Some(other) = self.other(seal, near) {
+            let _ = control.command(&other, CallCommand::Unbridge).await;
+        }
+    }
 }
 
 /// Where a call joins a room.
@@ -104,6 +154,7 @@ impl Rooms {
             store,
             control,
             subscriptions,
+            pairs: Arc::default(),
         });
         if shards {
             rooms.control.bridge_across_with(rooms.clone());
@@ -298,7 +349,7 @@ impl Rooms {
                     to: Target::Node { uri, next_hop },
                     from: from.to_owned(),
                     display_name: None,
-                    headers: vec![(visit::HEADER.to_owned(), sealed)],
+                    headers: vec![(visit::HEADER.to_owned(), sealed.clone())],
                     ring_timeout: VISIT_RING,
                     parent: Some(call.to_owned()),
                     account: Some(visit.account.clone()),
@@ -319,27 +370,36 @@ impl Rooms {
                 Some(_) => {}
             }
         }
+        let to_call = matches!(visit.to, Destination::Call { .. });
+        if to_call {
+            self.pairs.note(&sealed, &leg, true);
+        }
         if let Err(e) = (self.control)
             .command(call, CallCommand::Bridge(leg.clone()))
             .await
         {
             let _ = self.control.command(&leg, CallCommand::Hangup).await;
+            self.pairs.forget(&sealed);
             return Err(e);
         }
         // The leg lasts as long as the bridge: the visitor hung up or moved on, or the other
         // node let the leg go (the room ended, the participant was removed, the call ended).
-        let control = self.control.clone();
+        let (control, pairs) = (self.control.clone(), self.pairs.clone());
         let subscription = leg.clone();
         tokio::spawn(async move {
             while let Some(event) = leg_events.recv().await {
                 match event.kind {
-                    EventKind::Unbridged { .. } => {
+                    EventKind::Unbridged { peer_ended } => {
+                        if to_call {
+                            pairs.unbridged(&control, &sealed, true, peer_ended).await;
+                        }
                         let _ = control.command(&subscription, CallCommand::Hangup).await;
                     }
                     EventKind::Hangup { .. } => break,
                     _ => {}
                 }
             }
+            pairs.forget(&sealed);
         });
         Ok(leg)
     }
@@ -366,12 +426,12 @@ impl Rooms {
         let EventKind::Incoming { headers, .. } = offered.kind else {
             return;
         };
+        let sealed = (headers.iter())
+            .find(|(n, _)| n.eq_ignore_ascii_case(visit::HEADER))
+            .map(|(_, sealed)| sealed.trim().to_owned());
         let visit = (self.key.as_ref())
-            .and_then(|key| {
-                let (_, sealed) =
-                    (headers.iter()).find(|(n, _)| n.eq_ignore_ascii_case(visit::HEADER))?;
-                Visit::unseal(key, sealed)
-            })
+            .zip(sealed.as_deref())
+            .and_then(|(key, sealed)| Visit::unseal(key, sealed))
             .filter(|v| v.fresh(now_ms()));
         let control = &self.control;
         let Some(visit) = visit else {
@@ -403,7 +463,18 @@ impl Rooms {
             Destination::Room(seat) => Some(seat.caller.as_str()),
             _ => None,
         };
-        self.follow(&call, visitor, events).await;
+        // A visit to a call: the far leg of a pair when the near one is this node's.
+        let pair = match (&visit.to, sealed) {
+            (Destination::Call { .. }, Some(sealed)) => {
+                self.pairs.note(&sealed, &call, false);
+                Some(sealed)
+            }
+            _ => None,
+        };
+        self.follow(&call, visitor, pair.as_deref(), events).await;
+        if let Some(sealed) = &pair {
+            self.pairs.forget(sealed);
+        }
     }
 
     /// Seats a visiting leg in the room.
@@ -465,6 +536,7 @@ impl Rooms {
         &self,
         call: &str,
         visitor: Option<&str>,
+        pair: Option<&str>,
         mut events: mpsc::Receiver<CallEvent>,
     ) {
         let control = &self.control;
@@ -485,7 +557,12 @@ impl Rooms {
                     let _ = control.command(call, CallCommand::Hangup).await;
                     Some(conference)
                 }
-                EventKind::Unbridged { .. } => {
+                EventKind::Unbridged { peer_ended } => {
+                    if let Some(sealed) = pair {
+                        self.pairs
+                            .unbridged(control, sealed, false, *peer_ended)
+                            .await;
+                    }
                     let _ = control.command(call, CallCommand::Hangup).await;
                     None
                 }
