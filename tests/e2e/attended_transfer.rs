@@ -316,15 +316,6 @@ fn a_phone_joins_its_two_calls_held_by_two_call_core_shards() {
     joins_two_calls(88, 2);
 }
 
-/// A Call-ID for the caller at `ip` (SIPp's `-cid_str`) that a node of `shards` shards takes
-/// on shard `index`.
-fn call_id_on_shard(ip: &str, shards: u16, index: u16) -> String {
-    (0..)
-        .map(|n| format!("xfer-{n}@{ip}"))
-        .find(|id| switchboard_sip::shard::shard_of_call_id(id, shards) == index % shards)
-        .unwrap()
-}
-
 fn joins_two_calls(net_number: u8, shards: u16) {
     let net = Net::new(net_number);
     let extra = format!(

@@ -349,10 +349,7 @@ fn the_official_telnyx_sdk_queues_callers_and_bridges_the_front() {
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
 
     // The waiter hears the hold music (which tells the test where it talks from) ...
-    let on_second_shard = (0..)
-        .map(|n| format!("waiter-{n}@{}", net.ip(2)))
-        .find(|id| switchboard_sip::shard::shard_of_call_id(id, 2) == 1)
-        .unwrap();
+    let on_second_shard = common::call_id_on_shard(&net.ip(2), 2, 1);
     let (phone, waiter) =
         common::voice_app::call_with_phone_as(&net, &server, WAITER, on_second_shard);
     expect_step(&mut app, &mut lines, "ENQUEUED", &server);

@@ -156,10 +156,8 @@ fn foreign_dialog_refused(net_number: u8, same_shard: bool) {
     let server = Server::start_with(&net, &net.two_trunks(&extra), &env);
     // The foreign dialog the scenario's REFER names.
     let foreign = shard_of_call_id("abc@host", 2);
-    let call_id = (0..)
-        .map(|n| format!("foreign-{n}@{}", net.ip(2)))
-        .find(|id| (shard_of_call_id(id, 2) == foreign) == same_shard)
-        .unwrap();
+    let on = if same_shard { foreign } else { foreign + 1 };
+    let call_id = call_id_on_shard(&net.ip(2), 2, on);
     let outcome = match same_shard {
         true => r#"<recv response="501"/>"#.to_owned(),
         false => format!(

@@ -200,6 +200,15 @@ impl Net {
 }
 
 /// Sends one UDP datagram and returns the first reply, if any arrives in time.
+/// A Call-ID from `host` (for SIPp's `-cid_str`) that a node of `shards` call-core shards
+/// takes on shard `index`.
+pub fn call_id_on_shard(host: &str, shards: u16, index: u16) -> String {
+    (0..)
+        .map(|n| format!("sharded-{n}@{host}"))
+        .find(|id| switchboard_sip::shard::shard_of_call_id(id, shards) == index % shards)
+        .expect("every shard is some Call-ID's")
+}
+
 pub fn udp_exchange(from: &str, to: SocketAddr, data: &[u8], wait: Duration) -> Option<Vec<u8>> {
     let s = std::net::UdpSocket::bind(format!("{from}:0")).unwrap();
     s.set_read_timeout(Some(wait)).unwrap();
