@@ -9,7 +9,8 @@
 //! the two endpoints are bridged, a party the phone left on hold is re-INVITEd to talk again,
 //! and the phone's two dialogs are hung up, ending the second call. Nobody is rung again.
 //! A Replaces naming a dialog that is not Switchboard's (the phone's call with the second
-//! party does not go through it) is refused with 501; the call goes on.
+//! party does not go through it) is refused with 501 — or, when its Call-ID is one another
+//! shard would hold, with that shard's 481 in the REFER's NOTIFY (below); the call goes on.
 //!
 //! When the node runs several call-core shards, the phone's two calls may be held by two of
 //! them (each call's shard was chosen by its Call-ID), and a call's legs live in its shard's
