@@ -71,9 +71,7 @@ pub(crate) fn run_sip(
     };
     let mut threads: Vec<std::thread::JoinHandle<()>> = Vec::new();
     runtime.block_on(async {
-        // With several shards, each reads a UDP socket of its own on each UDP listener.
-        let readers = usize::from(settings.call_shards.max(1));
-        let (bound, sender, inbound, stats, spare_readers) = match transport::bind_spread(&settings.listen, &settings.transport_limits, readers).await {
+        let (bound, sender, inbound, stats) = match transport::bind(&settings.listen, &settings.transport_limits).await {
             Ok(b) => b,
             Err(e) => {
                 let _ = ready.send(Err(AppError::Sip(e)));
@@ -181,12 +179,7 @@ pub(crate) fn run_sip(
             first_driver.run(inbound, sender, media, media_events, shutdown, cdr).await;
             return;
         }
-        // The other shards, each a thread with its own runtime, fed by the front below; each
-        // also reads and parses what its own UDP sockets receive (into the front's queue).
-        let mut readers_of: Vec<Vec<transport::UdpReader>> = (0..count).map(|_| Vec::new()).collect();
-        for (n, reader) in spare_readers.into_iter().enumerate() {
-            readers_of[1 + n % usize::from(count - 1)].push(reader);
-        }
+        // The other shards, each a thread with its own runtime, fed by the front below.
         let (mut inbound_queues, mut media_queues) = (Vec::new(), Vec::new());
         let mut first_queues = None;
         for (index, driver) in std::iter::once(first_driver).chain(drivers).enumerate() {
@@ -201,7 +194,6 @@ pub(crate) fn run_sip(
             let (sender, media, shutdown, cdr) =
                 (sender.clone(), media.clone(), shutdown.clone(), cdr.clone());
             let beat = liveness[index].clone();
-            let readers = std::mem::take(&mut readers_of[index]);
             let thread = std::thread::Builder::new()
                 .name(format!("sip-{index}"))
                 .spawn(move || {
@@ -210,25 +202,11 @@ pub(crate) fn run_sip(
                         let runtime = tokio::runtime::Builder::new_current_thread()
                             .enable_all()
                             .build()?;
-                        runtime.block_on(async move {
-                            for reader in readers {
-                                tokio::spawn(reader.run());
-                            }
-                            driver.run(in_rx, sender, media, media_rx, shutdown, cdr).await
-                        });
+                        runtime.block_on(driver.run(in_rx, sender, media, media_rx, shutdown, cdr));
                         Ok::<_, std::io::Error>(())
                     });
-                    match ran {
-                        // A panic, which `supervise` reported.
-                        None => {}
-                        Some(Err(e)) => beat.fail(format!("its runtime could not start: {e}")),
-                        // Its queues closed before a shutdown: the first shard, whose front
-                        // feeds them, stopped — and reports why itself, which is the cause
-                        // the operator must read rather than this echo of it.
-                        Some(Ok(())) if !*stopping.borrow() => {
-                            tracing::warn!(shard = index, "a call-core shard's feed ended: the first shard stopped");
-                        }
-                        Some(Ok(())) => {}
+                    if !matches!(ran, Some(Ok(()))) || !*stopping.borrow() {
+                        beat.fail("a call-core shard ended before shutdown");
                     }
                 });
             match thread {

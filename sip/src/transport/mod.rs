@@ -112,8 +112,8 @@ pub struct Transmit {
 mod net;
 
 pub use net::{
-    Inbound, ListenSpec, LocalLink, Sender, SpreadBound, TlsPeers, TransportLimits, TransportStats,
-    TrustedSources, UdpReader, bind, bind_spread, read_sip_frames,
+    Inbound, ListenSpec, LocalLink, Sender, TlsPeers, TransportLimits, TransportStats,
+    TrustedSources, bind, read_sip_frames,
 };
 
 #[cfg(test)]

@@ -27,8 +27,7 @@ mod udp;
 mod ws;
 
 use tcp::{MAX_TLS_NAMES, TcpConnections, tcp_accept};
-pub use udp::UdpReader;
-use udp::{bind_udp, bind_udp_group, udp_receive};
+use udp::{bind_udp, udp_receive};
 pub use ws::read_sip_frames;
 
 /// A parsed message and where it came from.
@@ -179,28 +178,6 @@ pub async fn bind(
     mpsc::Receiver<Inbound>,
     Arc<TransportStats>,
 )> {
-    let (bound, sender, inbound, stats, _) = bind_spread(specs, limits, 1).await?;
-    Ok((bound, sender, inbound, stats))
-}
-
-/// What [`bind_spread`] returns: [`bind`]'s, and the further readers of the UDP listeners.
-pub type SpreadBound = (
-    Vec<ListenSpec>,
-    Sender,
-    mpsc::Receiver<Inbound>,
-    Arc<TransportStats>,
-    Vec<UdpReader>,
-);
-
-/// [`bind`] with each UDP listener read by `readers` sockets sharing its address: the first
-/// read here, the others handed back to be read on other threads (a node's call-core shards
-/// each read one), all into the one inbound queue — receiving and parsing is then spread
-/// over the threads.
-pub async fn bind_spread(
-    specs: &[ListenSpec],
-    limits: &TransportLimits,
-    readers: usize,
-) -> io::Result<SpreadBound> {
     let (tx, rx) = mpsc::channel(limits.queue.max(1));
     let stats = Arc::new(TransportStats::default());
     let tcp = Arc::new(TcpConnections {
@@ -219,27 +196,10 @@ pub async fn bind_spread(
     });
     let mut bound = Vec::new();
     let mut udp = Vec::new();
-    let mut spare = Vec::new();
     for spec in specs {
         match spec.transport {
             Transport::Udp => {
-                let socket = match readers {
-                    0 | 1 => bind_udp(spec.addr)?,
-                    n => {
-                        let mut group = bind_udp_group(spec.addr, n)?.into_iter();
-                        let first = group.next().expect("one at least");
-                        for socket in group {
-                            spare.push(UdpReader {
-                                local: socket.local_addr()?,
-                                socket,
-                                inbound: tx.clone(),
-                                stats: stats.clone(),
-                            });
-                        }
-                        UdpSocket::from_std(first)?
-                    }
-                };
-                let socket = Arc::new(socket);
+                let socket = Arc::new(bind_udp(spec.addr)?);
                 let local = socket.local_addr()?;
                 bound.push(ListenSpec {
                     transport: Transport::Udp,
@@ -268,7 +228,6 @@ pub async fn bind_spread(
         },
         rx,
         stats,
-        spare,
     ))
 }
 

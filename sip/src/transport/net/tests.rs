@@ -61,60 +61,6 @@ async fn udp_and_tcp_receive_and_reply_to_garbage() {
     assert_eq!(stats.malformed.load(Ordering::Relaxed), 1);
 }
 
-/// A UDP listener read by three sockets: the kernel spreads the peers over them, and what the
-/// further readers receive reaches the one queue once they run. The address it holds is not
-/// shared with a second listener (another instance).
-#[tokio::test]
-async fn a_udp_listener_read_by_several_sockets_spreads_its_peers_over_them() {
-    let specs = [ListenSpec {
-        transport: Transport::Udp,
-        addr: "127.0.0.1:0".parse().unwrap(),
-    }];
-    let limits = TransportLimits {
-        queue: 256,
-        ..TransportLimits::default()
-    };
-    let (bound, _sender, mut rx, stats, spare) = bind_spread(&specs, &limits, 3).await.unwrap();
-    assert_eq!(spare.len(), 2);
-    assert!(spare.iter().all(|r| r.local == bound[0].addr));
-    // Sixty peers, one request each: the first socket's share arrives now ...
-    const PEERS: usize = 60;
-    let mut peers = Vec::new();
-    for _ in 0..PEERS {
-        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        peer.send_to(OPTIONS.as_bytes(), bound[0].addr)
-            .await
-            .unwrap();
-        peers.push(peer);
-    }
-    let mut first = 0;
-    while tokio::time::timeout(Duration::from_millis(300), rx.recv())
-        .await
-        .is_ok_and(|got| got.is_some())
-    {
-        first += 1;
-    }
-    assert!(
-        0 < first && first < PEERS,
-        "the first socket read {first} of {PEERS}"
-    );
-    // ... and the others' once their readers run.
-    for reader in spare {
-        tokio::spawn(reader.run());
-    }
-    for _ in first..PEERS {
-        let got = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
-        assert!(matches!(got, Ok(Some(_))), "a peer's request was lost");
-    }
-    assert_eq!(stats.received.load(Ordering::Relaxed), PEERS as u64);
-    // Another listener on the address is refused, as without the sharing.
-    let again = [ListenSpec {
-        transport: Transport::Udp,
-        addr: bound[0].addr,
-    }];
-    assert!(bind_spread(&again, &limits, 3).await.is_err());
-}
-
 async fn tcp_listener(limits: TransportLimits) -> (SocketAddr, Arc<TransportStats>) {
     let specs = [ListenSpec {
         transport: Transport::Tcp,

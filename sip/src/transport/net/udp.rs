@@ -14,37 +14,7 @@ pub(super) const UDP_BUFFER_BYTES: libc::c_int = 8 << 20;
 
 /// A UDP socket with large buffers: SIP bursts at high call rates overflow the default.
 pub(super) fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    UdpSocket::from_std(tuned(std::net::UdpSocket::bind(addr)?, addr)?)
-}
-
-/// `count` UDP sockets on `addr` (its port chosen once when it is 0) that share it
-/// (`SO_REUSEPORT`), each for a thread of its own to read: the kernel hands each datagram to
-/// one of them by a hash of its addresses, so one peer's datagrams keep to one socket and
-/// their order. The address is first bound plainly and let go, so that one another process
-/// (another instance) holds is refused as a plain bind would be, not shared with it.
-pub(super) fn bind_udp_group(
-    addr: SocketAddr,
-    count: usize,
-) -> io::Result<Vec<std::net::UdpSocket>> {
-    let local = std::net::UdpSocket::bind(addr)?.local_addr()?;
-    (0..count.max(1))
-        .map(|_| {
-            let domain = socket2::Domain::for_address(local);
-            let protocol = Some(socket2::Protocol::UDP);
-            let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, protocol)?;
-            set_int_option(
-                std::os::fd::AsRawFd::as_raw_fd(&socket),
-                libc::SO_REUSEPORT,
-                1,
-            )?;
-            socket.bind(&local.into())?;
-            tuned(socket.into(), local)
-        })
-        .collect()
-}
-
-/// `std_sock` made ready to serve: non-blocking, large buffers, receive stamps.
-fn tuned(std_sock: std::net::UdpSocket, addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let std_sock = std::net::UdpSocket::bind(addr)?;
     std_sock.set_nonblocking(true)?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&std_sock);
     for (force, plain) in [
@@ -64,28 +34,7 @@ fn tuned(std_sock: std::net::UdpSocket, addr: SocketAddr) -> io::Result<std::net
         // Then the time a datagram waited in the buffer goes unseen, as before.
         tracing::warn!(%addr, error = %e, "no kernel receive timestamps on the SIP UDP socket");
     }
-    Ok(std_sock)
-}
-
-/// A further reader of a UDP listener ([`super::bind_spread`]): its own socket on the
-/// listener's address, whose datagrams it parses into the listener's queue like the first.
-pub struct UdpReader {
-    pub(super) socket: std::net::UdpSocket,
-    pub(super) local: SocketAddr,
-    pub(super) inbound: mpsc::Sender<Inbound>,
-    pub(super) stats: Arc<TransportStats>,
-}
-
-impl UdpReader {
-    /// Reads until the runtime stops; run on the runtime (the thread) that is to read it.
-    pub async fn run(self) {
-        match UdpSocket::from_std(self.socket) {
-            Ok(socket) => udp_receive(Arc::new(socket), self.local, self.inbound, self.stats).await,
-            Err(e) => {
-                tracing::error!(local = %self.local, error = %e, "a SIP UDP reader cannot start")
-            }
-        }
-    }
+    UdpSocket::from_std(std_sock)
 }
 
 /// The longest a datagram is believed to have waited in the buffer: a stamp further back is
