@@ -205,8 +205,17 @@ pub(crate) fn run_sip(
                         runtime.block_on(driver.run(in_rx, sender, media, media_rx, shutdown, cdr));
                         Ok::<_, std::io::Error>(())
                     });
-                    if !matches!(ran, Some(Ok(()))) || !*stopping.borrow() {
-                        beat.fail("a call-core shard ended before shutdown");
+                    match ran {
+                        // A panic, which `supervise` reported.
+                        None => {}
+                        Some(Err(e)) => beat.fail(format!("its runtime could not start: {e}")),
+                        // Its queues closed before a shutdown: the first shard, whose front
+                        // feeds them, stopped — and reports why itself, which is the cause
+                        // the operator must read rather than this echo of it.
+                        Some(Ok(())) if !*stopping.borrow() => {
+                            tracing::warn!(shard = index, "a call-core shard's feed ended: the first shard stopped");
+                        }
+                        Some(Ok(())) => {}
                     }
                 });
             match thread {
