@@ -324,15 +324,7 @@ pub async fn serve(
     // `<Dial><Application>` hands calls to Apps, and a node's shards visit each other's
     // rooms and calls, through a leg to this node's own SIP (on loopback when it listens on
     // every address).
-    let own_sip = sip_local.map(|sip| match sip {
-        std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => {
-            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, a.port()))
-        }
-        std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => {
-            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
-        }
-        other => other,
-    });
+    let own_sip = sip_local.map(switchboard_sip::transport::reachable_locally);
     let rooms = Rooms::new(
         store.clone(),
         control.clone(),

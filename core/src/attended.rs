@@ -90,19 +90,10 @@ impl Replaces {
 /// Where this node's own SIP is reached over UDP (on loopback when it listens on every
 /// address): the legs between its shards go there.
 fn own_sip(ua: &UserAgent) -> Option<SocketAddr> {
-    let listener = ua
-        .config()
-        .listeners
-        .iter()
-        .find(|l| l.transport == Transport::Udp)?;
-    let mut own = listener.local;
-    if own.ip().is_unspecified() {
-        own.set_ip(match own {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    Some(own)
+    let listener = (ua.config().listeners.iter()).find(|l| l.transport == Transport::Udp)?;
+    Some(switchboard_sip::transport::reachable_locally(
+        listener.local,
+    ))
 }
 
 /// `%XX` escapes decoded (RFC 3261 §19.1.1: header values in a URI are escaped). Hand-written:

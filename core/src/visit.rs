@@ -15,7 +15,7 @@
 //! leg to this node's own SIP address, to [`APP_USER`], whose incoming side runs the App; and
 //! a phone's attended transfer whose two calls are held by two call-core shards joins them
 //! through a leg from one shard to the other, to [`REPLACE_USER`], that takes the phone's
-//! place in the other call (see `transfer`).
+//! place in the other call (see `attended`).
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};

@@ -76,6 +76,19 @@ impl fmt::Display for Transport {
 /// Identifies one TCP or TLS connection.
 pub type ConnId = u64;
 
+/// Where this host reaches a socket bound at `local`: loopback when it is bound to every
+/// address (the node's legs to its own SIP go there).
+pub fn reachable_locally(local: SocketAddr) -> SocketAddr {
+    let mut at = local;
+    if at.ip().is_unspecified() {
+        at.set_ip(match at {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    at
+}
+
 /// The key a source address is counted under by per-address caps: an IPv6 address by its
 /// /64 (one host, or one customer's network, holds a whole /64), an IPv4-mapped one as IPv4.
 pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
@@ -119,6 +132,14 @@ pub use net::{
 #[cfg(test)]
 mod tests {
     use super::Transport;
+
+    #[test]
+    fn a_socket_on_every_address_is_reached_on_loopback() {
+        let at = |s: &str| super::reachable_locally(s.parse().unwrap()).to_string();
+        assert_eq!(at("0.0.0.0:5060"), "127.0.0.1:5060");
+        assert_eq!(at("[::]:5061"), "[::1]:5061");
+        assert_eq!(at("192.0.2.7:5060"), "192.0.2.7:5060");
+    }
 
     #[test]
     fn a_uri_names_its_transport() {
