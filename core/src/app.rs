@@ -15,6 +15,7 @@ use super::route::status_for_code;
 use super::session::{ReceivedOffer, our_answer, our_offer};
 use super::status::{CallStatus, HangupBy};
 use super::timers::CallTimer;
+use super::visit;
 use std::time::Instant;
 use switchboard_media::MediaOp;
 use switchboard_sip::ua::LegEvent;
@@ -158,10 +159,15 @@ impl Call {
                 self.own_mut().dialog = None;
                 cx.end_call(CallStatus::Canceled, Some(487), by_peer, None);
             }
-            LegEvent::Bye => {
+            LegEvent::Bye { headers } => {
                 self.own_mut().dialog = None;
                 info!("hangup by the peer");
-                cx.end_call(CallStatus::Completed, Some(200), by_peer, None);
+                let moved = self.is_visit()
+                    && (headers.iter()).any(|(name, value)| {
+                        name.eq_ignore_ascii_case(visit::END_HEADER) && value == visit::MOVED
+                    });
+                let cause = moved.then_some(visit::MOVED);
+                cx.end_call(CallStatus::Completed, Some(200), by_peer, cause);
             }
             LegEvent::Terminated { ack_timeout } => {
                 self.own_mut().dialog = None;

@@ -341,6 +341,14 @@ impl Call {
         self.record.to == super::visit::USER
     }
 
+    /// Over as its bridged peer sees it: ended, unless it is a visit leg whose far side said
+    /// the call it stood for moved on ([`super::visit::MOVED`]).
+    pub(super) fn ended_for_peer(&self) -> bool {
+        self.ended()
+            && !(self.is_visit()
+                && self.record.hangup_cause.as_deref() == Some(super::visit::MOVED))
+    }
+
     /// The call's own leg.
     pub(super) fn own(&self) -> &Leg {
         &self.legs[0]

@@ -502,7 +502,7 @@ impl CallCore {
         };
         self.media.unbridge(self.calls[&key].own().side.endpoint);
         // One of the two is ending when this runs from its hang-up.
-        let ended = |c: &Call| c.ended();
+        let ended = |c: &Call| c.ended_for_peer();
         let other_ended = self.calls.get(&other).is_some_and(ended);
         let this_ended = ended(&self.calls[&key]);
         self.emit(

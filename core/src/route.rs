@@ -218,7 +218,7 @@ impl Call {
             (Party::Callee, LegEvent::Failed { code }) => self.on_failed(cx, now, code),
             (Party::Caller, LegEvent::Acked { body }) => self.on_caller_acked(cx, now, body),
             (Party::Caller, LegEvent::Cancelled) => self.on_cancelled(cx, now),
-            (_, LegEvent::Bye) => self.on_bye(cx, now, party),
+            (_, LegEvent::Bye { .. }) => self.on_bye(cx, now, party),
             (_, LegEvent::Terminated { ack_timeout }) => {
                 self.on_terminated(cx, now, party, ack_timeout)
             }

@@ -30,6 +30,13 @@ pub const APP_USER: &str = "switchboard-app";
 /// The user part of the Request-URI of a leg that takes a phone's place in a call of another
 /// shard of the node (the phone's attended transfer).
 pub const REPLACE_USER: &str = "switchboard-replace";
+/// A visit leg's BYE with this header (value [`MOVED`]) says that the call it stands for
+/// moved on (out of its bridge: a queue's caller enqueued again) rather than ended, so the
+/// call bridged with the leg on the other side hears its peer unbridged, not ended — as the
+/// two calls would in one core. Not sealed: only a dialog's own peer can end it.
+pub const END_HEADER: &str = "X-Switchboard-Visit-End";
+/// [`END_HEADER`]'s value, and the hang-up cause of a visit leg so ended.
+pub const MOVED: &str = "moved";
 /// How old (or how far ahead) a seal may be.
 pub const FRESH_MS: i64 = 30_000;
 /// A sealed visit is a header value, which SIP applications' headers may not pass.

@@ -672,3 +672,144 @@ fn a_telnyx_call_joins_a_conference_another_node_holds() {
         "each once"
     );
 }
+
+/// A Telnyx caller waiting on node A, bridged by the app with an agent's call on node B (B
+/// takes the queue's front and visits A), then enqueued again leaves the bridge, not the
+/// agent: the agent's call stays up, as it would were both calls on one node, and is bridged
+/// with the caller once more. Without the visit leg's BYE saying its call moved on, B would
+/// hear the leg's end as the caller's and hang the agent up.
+#[test]
+fn a_telnyx_caller_enqueued_again_leaves_its_agent_on_another_node_up() {
+    use common::sdk_app::telnyx::{self, KEY};
+    let Some(database) = cluster_database("cluster_requeue") else {
+        return;
+    };
+    let (net_a, net_b) = (Net::new(67), Net::new(68));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(App::serve(
+        &net_b.ip(8),
+        axum::Router::new().route("/telnyx", records()),
+    ));
+    let hooks = app.base.trim_start_matches("http://").to_owned();
+    let node = |net: &Net, id: &str| {
+        let config = format!("{}{}", net.two_trunks(""), telnyx::config(&hooks, "", &[]));
+        Server::start_with(
+            net,
+            &config,
+            &[
+                ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
+                ("SWITCHBOARD_STORAGE__NODE_ID", id),
+                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-9"),
+            ],
+        )
+    };
+    let (a, b) = (node(&net_a, "requeue-a"), node(&net_b, "requeue-b"));
+    let bearer = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
+    let api = |node: &Server, path: &str, body: Value| -> (u16, Value) {
+        let (status, answer) = node.request("POST", path, &bearer, body.to_string().as_bytes());
+        let answer = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+        (status, answer)
+    };
+    // The `n`th webhook `event` of the leg `id` (from either node).
+    let nth = |event: &str, id: &str, n: usize| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let hits = app.hits_to("/telnyx", 0, Duration::ZERO);
+            let found: Vec<Value> = (hits.iter())
+                .map(|h| serde_json::from_str::<Value>(&h.body).unwrap())
+                .filter(|e| {
+                    e["data"]["event_type"] == event
+                        && e["data"]["payload"]["call_control_id"] == id
+                })
+                .collect();
+            if let Some(e) = found.get(n - 1) {
+                return e.clone();
+            }
+            assert!(Instant::now() < deadline, "no {event} #{n} of {id}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let dial = |node: &Server| -> String {
+        let to = serde_json::json!({
+            "connection_id": telnyx::CONNECTION, "to": "+15551234", "from": "+15550001"
+        });
+        let (status, dialed) = api(node, "/v2/calls", to);
+        assert_eq!(status, 200, "{dialed}\n{}", node.log());
+        let id = dialed["data"]["call_control_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        nth("call.answered", &id, 1);
+        id
+    };
+
+    // The caller, on A, waits in "support".
+    let phone_a = rig::rtp_socket(&net_a, 6);
+    let (callee_a, media_a) = callee_telling_media(&net_a, &phone_a);
+    let caller = dial(&a);
+    let enqueue = || {
+        let path = format!("/v2/calls/{caller}/actions/enqueue");
+        let (status, answer) = api(&a, &path, serde_json::json!({"queue_name": "support"}));
+        assert_eq!(status, 200, "{answer}\n{}", a.log());
+    };
+    enqueue();
+    nth("call.enqueued", &caller, 1);
+
+    // The agent, on B, is bridged with the queue's front: the caller on A.
+    let phone_b = rig::rtp_socket(&net_b, 6);
+    let (callee_b, media_b) = callee_telling_media(&net_b, &phone_b);
+    let agent = dial(&b);
+    let bridge = || {
+        let path = format!("/v2/calls/{agent}/actions/bridge");
+        let front = serde_json::json!({"call_control_id": "", "queue": "support"});
+        api(&b, &path, front)
+    };
+    let (status, answer) = bridge();
+    assert_eq!(status, 200, "{answer}\n{}", b.log());
+    nth("call.bridged", &agent, 1);
+    let (talking_a, talker_a) = talk(&phone_a, media_a(), 700.0);
+    let (talking_b, talker_b) = talk(&phone_b, media_b(), 1300.0);
+    let each_hears_the_other = |when: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut b_hears_a = 0.0;
+        while Instant::now() < deadline && b_hears_a <= 0.6 {
+            b_hears_a = hears(&phone_b, 700.0);
+        }
+        assert!(
+            b_hears_a > 0.6,
+            "{when}: the agent hears the caller: {b_hears_a}"
+        );
+        let a_hears_b = hears(&phone_a, 1300.0);
+        assert!(
+            a_hears_b > 0.6,
+            "{when}: the caller hears the agent: {a_hears_b}"
+        );
+    };
+    each_hears_the_other("bridged");
+
+    // Enqueued again, the caller leaves the bridge; the agent stays up and takes it again.
+    enqueue();
+    nth("call.enqueued", &caller, 2);
+    let (status, answer) = bridge();
+    assert_eq!(
+        status,
+        200,
+        "the agent was hung up: {answer}\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    nth("call.bridged", &agent, 2);
+    each_hears_the_other("bridged again");
+
+    for (node, id) in [(&b, &agent), (&a, &caller)] {
+        let path = format!("/v2/calls/{id}/actions/hangup");
+        let (status, answer) = api(node, &path, serde_json::json!({}));
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert!(callee_b.finished_ok(Duration::from_secs(10)), "{}", b.log());
+    assert!(callee_a.finished_ok(Duration::from_secs(10)), "{}", a.log());
+    for (talking, talker) in [(talking_a, talker_a), (talking_b, talker_b)] {
+        talking.store(false, Ordering::Relaxed);
+        talker.join().unwrap();
+    }
+}

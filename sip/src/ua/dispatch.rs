@@ -266,7 +266,8 @@ impl UserAgent {
                 {
                     self.respond(now, id, 487, None);
                 }
-                self.emit(id, LegEvent::Bye);
+                let headers = super::shown_headers(&request);
+                self.emit(id, LegEvent::Bye { headers });
                 self.remove_leg(id);
             }
             Method::Invite => {

@@ -186,8 +186,9 @@ pub enum LegEvent {
     AckedAnswer { body: Body },
     /// UAS: the caller cancelled; 487 was sent.
     Cancelled,
-    /// The peer hung up; 200 was sent.
-    Bye,
+    /// The peer hung up; 200 was sent. `headers`: the BYE's headers an application may be
+    /// shown ([`shown_headers`]): its `X-` headers, bounded.
+    Bye { headers: Vec<(String, String)> },
     /// The peer sent a re-INVITE, or an UPDATE with an offer (`update`); answer either with
     /// [`UserAgent::respond_reinvite`].
     ReInvite { body: Option<Body>, update: bool },

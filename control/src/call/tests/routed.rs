@@ -61,7 +61,7 @@ async fn a_callee_answer_that_crosses_the_callers_cancel_is_acked_and_hung_up() 
     assert!(
         leg_events(&mut rig.callee)
             .iter()
-            .any(|e| matches!(e, LegEvent::Bye)),
+            .any(|e| matches!(e, LegEvent::Bye { .. })),
         "{wire}"
     );
     // Nothing more: no retransmission of the BYE once answered, no answer to the caller.

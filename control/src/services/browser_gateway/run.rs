@@ -671,7 +671,7 @@ impl Run {
                 self.forget(leg);
                 self.tell(session, SessionEvent::Ended { call, code: 487 });
             }
-            LegEvent::Bye | LegEvent::SessionExpired | LegEvent::PrackTimeout => {
+            LegEvent::Bye { .. } | LegEvent::SessionExpired | LegEvent::PrackTimeout => {
                 self.forget(leg);
                 self.tell(session, SessionEvent::Ended { call, code: 200 });
             }

@@ -289,7 +289,7 @@ fn a_session_registers_calls_holds_is_called_and_signs_out() {
     assert!(rig.core_events().iter().any(|e| matches!(
         e,
         UaEvent::Leg {
-            event: LegEvent::Bye,
+            event: LegEvent::Bye { .. },
             ..
         }
     )));
@@ -390,7 +390,7 @@ fn a_browser_back_on_a_new_socket_takes_its_call_back_by_its_token() {
         !rig.core_events().iter().any(|e| matches!(
             e,
             UaEvent::Leg {
-                event: LegEvent::Bye,
+                event: LegEvent::Bye { .. },
                 ..
             }
         )),
@@ -465,7 +465,7 @@ fn a_browser_back_on_a_new_socket_takes_its_call_back_by_its_token() {
         rig.pump();
         rig.core_events()
             .into_iter()
-            .any(|e| matches!(e, UaEvent::Leg { leg: l, event: LegEvent::Bye } if l == leg))
+            .any(|e| matches!(e, UaEvent::Leg { leg: l, event: LegEvent::Bye { .. } } if l == leg))
     };
     rig.now += Duration::from_secs(29);
     assert!(!bye(&mut rig), "not before the wait is over");

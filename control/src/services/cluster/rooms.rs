@@ -42,56 +42,20 @@ pub struct Rooms {
     directory: Arc<Directory>,
     /// Conferences' reports, caught up here as visiting legs see their events.
     subscriptions: Arc<Subscriptions>,
-    /// The two legs of each visit to a call that this node makes to itself (between its
-    /// shards), by the visit's seal, which both ends see.
-    pairs: Arc<Pairs>,
 }
 
-/// The legs of the node's visits to its own calls (between shards), by seal: the leg placed
-/// (`near`, bridged with the visiting call) and the leg taken (`far`, bridged with the call
-/// visited). A bridge's end is what each call hears of it: a call moved on (a queue's caller
-/// enqueued again) leaves its peer up, as one bridge in one core does, so an end of one
-/// side's bridge that is not its call's end unbridges the other leg before the legs hang up;
-/// a leg's end alone would tell the other call its peer ended.
-#[derive(Default)]
-struct Pairs(std::sync::Mutex<std::collections::HashMap<String, NearAndFar>>);
-
-/// A visit's near and far legs, as far as known.
-type NearAndFar = (Option<String>, Option<String>);
-
-impl Pairs {
-    /// Notes `leg` as the `near` or far leg of the visit sealed `seal`.
-    fn note(&self, seal: &str, leg: &str, near: bool) {
-        let mut pairs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let pair = pairs.entry(seal.to_owned()).or_default();
-        *(if near { &mut pair.0 } else { &mut pair.1 }) = Some(leg.to_owned());
-    }
-
-    /// The other leg of the visit sealed `seal`, from the `near` one or the far one.
-    fn other(&self, seal: &str, near: bool) -> Option<String> {
-        let pairs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let pair = pairs.get(seal)?;
-        if near { pair.1.clone() } else { pair.0.clone() }
-    }
-
-    /// The visit is over (either leg hung up).
-    fn forget(&self, seal: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(seal);
-    }
-
-    /// A leg of the visit sealed `seal` was unbridged: when its call moved on rather than
-    /// ended, the other leg is unbridged first, so that the other call hears the same.
-    async fn unbridged(&self, control: &CallControl, seal: &str, near: bool, peer_ended: bool) {
-        if peer_ended {
-            return;
-        }
-        if let Some(other) = self.other(seal, near) {
-            let _ = control.command(&other, CallCommand::Unbridge).await;
-        }
-    }
+/// Hangs up `leg`, a visit's leg whose bridge ended: when the call on this side moved on
+/// rather than ended (`peer_ended` false: a queue's caller enqueued again), its BYE says so, so
+/// that the call on the other side hears its peer unbridged, not ended, as one bridge in one
+/// core tells it ([`visit::END_HEADER`]).
+async fn let_go(control: &CallControl, leg: &str, peer_ended: bool) {
+    let hangup = if peer_ended {
+        CallCommand::Hangup
+    } else {
+        let moved = (visit::END_HEADER.to_owned(), visit::MOVED.to_owned());
+        CallCommand::HangupWith(vec![moved])
+    };
+    let _ = control.command(leg, hangup).await;
 }
 
 /// Where a call joins a room.
@@ -154,7 +118,6 @@ impl Rooms {
             store,
             control,
             subscriptions,
-            pairs: Arc::default(),
         });
         if shards {
             rooms.control.bridge_across_with(rooms.clone());
@@ -370,36 +333,27 @@ impl Rooms {
                 Some(_) => {}
             }
         }
-        let to_call = matches!(visit.to, Destination::Call { .. });
-        if to_call {
-            self.pairs.note(&sealed, &leg, true);
-        }
         if let Err(e) = (self.control)
             .command(call, CallCommand::Bridge(leg.clone()))
             .await
         {
             let _ = self.control.command(&leg, CallCommand::Hangup).await;
-            self.pairs.forget(&sealed);
             return Err(e);
         }
         // The leg lasts as long as the bridge: the visitor hung up or moved on, or the other
         // node let the leg go (the room ended, the participant was removed, the call ended).
-        let (control, pairs) = (self.control.clone(), self.pairs.clone());
+        let control = self.control.clone();
         let subscription = leg.clone();
         tokio::spawn(async move {
             while let Some(event) = leg_events.recv().await {
                 match event.kind {
                     EventKind::Unbridged { peer_ended } => {
-                        if to_call {
-                            pairs.unbridged(&control, &sealed, true, peer_ended).await;
-                        }
-                        let _ = control.command(&subscription, CallCommand::Hangup).await;
+                        let_go(&control, &subscription, peer_ended).await;
                     }
                     EventKind::Hangup { .. } => break,
                     _ => {}
                 }
             }
-            pairs.forget(&sealed);
         });
         Ok(leg)
     }
@@ -463,18 +417,7 @@ impl Rooms {
             Destination::Room(seat) => Some(seat.caller.as_str()),
             _ => None,
         };
-        // A visit to a call: the far leg of a pair when the near one is this node's.
-        let pair = match (&visit.to, sealed) {
-            (Destination::Call { .. }, Some(sealed)) => {
-                self.pairs.note(&sealed, &call, false);
-                Some(sealed)
-            }
-            _ => None,
-        };
-        self.follow(&call, visitor, pair.as_deref(), events).await;
-        if let Some(sealed) = &pair {
-            self.pairs.forget(sealed);
-        }
+        self.follow(&call, visitor, events).await;
     }
 
     /// Seats a visiting leg in the room.
@@ -536,7 +479,6 @@ impl Rooms {
         &self,
         call: &str,
         visitor: Option<&str>,
-        pair: Option<&str>,
         mut events: mpsc::Receiver<CallEvent>,
     ) {
         let control = &self.control;
@@ -558,12 +500,7 @@ impl Rooms {
                     Some(conference)
                 }
                 EventKind::Unbridged { peer_ended } => {
-                    if let Some(sealed) = pair {
-                        self.pairs
-                            .unbridged(control, sealed, false, *peer_ended)
-                            .await;
-                    }
-                    let _ = control.command(call, CallCommand::Hangup).await;
+                    let_go(control, call, *peer_ended).await;
                     None
                 }
                 EventKind::Hangup { .. } => break,

@@ -37,7 +37,7 @@ fn basic_call_then_everything_is_cleaned_up() {
 
     net.a.hangup(net.now, a_leg, 487);
     net.run();
-    assert_eq!(leg_events(&mut net.b), [LegEvent::Bye]);
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Bye { headers: vec![] }]);
     assert_eq!(
         leg_events(&mut net.a),
         [LegEvent::Terminated { ack_timeout: false }]
@@ -57,6 +57,35 @@ fn basic_call_then_everything_is_cleaned_up() {
     net.advance(40.0);
     assert_eq!(net.a.counts(), (0, 0), "no transaction or leg left on a");
     assert_eq!(net.b.counts(), (0, 0), "no transaction or leg left on b");
+}
+
+#[test]
+fn a_bye_tells_the_peer_its_application_headers() {
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b
+        .respond(net.now, b_leg, 200, Some(Body::sdp("v=0\r\nanswer")));
+    net.run();
+    net.a.ack(a_leg, None);
+    net.run();
+    leg_events(&mut net.a);
+    leg_events(&mut net.b);
+
+    // An `X-` header passes; one the UA writes itself cannot be added, nor shown.
+    let headers = [
+        ("X-Switchboard-Visit-End".to_owned(), "moved".to_owned()),
+        ("Contact".to_owned(), "<sip:evil@10.6.6.6>".to_owned()),
+    ];
+    net.a.hangup_with(net.now, a_leg, 487, &headers);
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.b),
+        [LegEvent::Bye {
+            headers: vec![("X-Switchboard-Visit-End".to_owned(), "moved".to_owned())]
+        }]
+    );
 }
 
 #[test]
@@ -228,7 +257,7 @@ fn reinvite_both_ways_and_glare() {
     // The caller can hang up through a BYE whose CSeq follows the re-INVITE's.
     net.b.hangup(net.now, b_leg, 487);
     net.run();
-    assert_eq!(leg_events(&mut net.a), [LegEvent::Bye]);
+    assert_eq!(leg_events(&mut net.a), [LegEvent::Bye { headers: vec![] }]);
 }
 
 /// An offerless re-INVITE (RFC 3261 §14.1): the peer's offer comes in its 2xx, and the ACK —
@@ -309,7 +338,7 @@ fn an_offerless_reinvite_takes_the_offer_from_the_2xx_and_answers_in_the_ack() {
     net.a.hangup(net.now, a_leg, 200);
     net.run();
     assert_eq!(acks(&net), 4);
-    assert_eq!(leg_events(&mut net.b), [LegEvent::Bye]);
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Bye { headers: vec![] }]);
 }
 
 /// An UPDATE (RFC 3311) with an offer reaches the application like a re-INVITE's and its
