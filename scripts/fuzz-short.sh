@@ -25,7 +25,7 @@ RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 [ "${1:-}" != --build ] || exit 0
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sip_message sdp rtp_packet twiml twilio_form stream_message admin_json srtp sdp_crypto stun sip_websocket verto_json twilio_signal relay_message telnyx_body)
+[ ${#targets[@]} -gt 0 ] || targets=(sip_message sdp rtp_packet twiml twilio_form stream_message admin_json srtp sdp_crypto stun sip_websocket verto_json twilio_signal relay_message telnyx_body visit)
 scratch=$(mktemp -d /tmp/switchboard-fuzz.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p artifacts

@@ -201,6 +201,13 @@ impl Call {
             LegEvent::Info { body } => {
                 if let Some(report) = body.as_ref().and_then(info_digit) {
                     self.on_digit(cx, now, report);
+                } else if let Some(body) = body.filter(|_| self.is_visit())
+                    && body.content_type.eq_ignore_ascii_case(visit::REPORT_TYPE)
+                    && let Some(report) = visit::SeatReport::from_body(&body.data)
+                {
+                    // The room tells the visitor's seat alone: the visiting side hears it on
+                    // its leg, and reports it to the visiting call.
+                    self.emit(cx, report.event());
                 }
             }
             LegEvent::AckedAnswer { body } => {

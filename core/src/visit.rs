@@ -17,6 +17,7 @@
 //! through a leg from one shard to the other, to [`REPLACE_USER`], that takes the phone's
 //! place in the other call (see `attended`).
 
+use crate::api::EventKind;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,9 @@ pub const REPLACE_USER: &str = "switchboard-replace";
 pub const END_HEADER: &str = "X-Switchboard-Visit-End";
 /// [`END_HEADER`]'s value, and the hang-up cause of a visit leg so ended.
 pub const MOVED: &str = "moved";
+/// The content type of an INFO on a visit's dialog from the room's side: what the room told
+/// the seat alone ([`SeatReport`]), for the visiting call to hear as it would in one core.
+pub const REPORT_TYPE: &str = "application/x-switchboard-seat-report+json";
 /// How old (or how far ahead) a seal may be.
 pub const FRESH_MS: i64 = 30_000;
 /// A sealed visit is a header value, which SIP applications' headers may not pass.
@@ -171,6 +175,82 @@ impl Visit {
     }
 }
 
+/// What a room tells a visitor's seat alone: an announcement to it begun or ended. The room's
+/// side sends it in an INFO ([`REPORT_TYPE`]) on the visit's dialog; the visiting side, whose
+/// leg hears it, reports it to the visiting call. Not sealed: only the dialog's own peer can
+/// send in it, and the leg's account is the sealed one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SeatReport {
+    AnnouncementStarted {
+        conference: String,
+        tag: String,
+    },
+    AnnouncementEnded {
+        conference: String,
+        tag: String,
+        stopped: bool,
+    },
+}
+
+impl SeatReport {
+    /// The report of `event`, when it is one the room tells a seat alone.
+    pub fn of(event: &EventKind) -> Option<Self> {
+        match event.clone() {
+            EventKind::AnnouncementStarted {
+                conference,
+                tag,
+                alone: true,
+            } => Some(Self::AnnouncementStarted { conference, tag }),
+            EventKind::AnnouncementEnded {
+                conference,
+                tag,
+                alone: true,
+                stopped,
+            } => Some(Self::AnnouncementEnded {
+                conference,
+                tag,
+                stopped,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The INFO's body.
+    pub fn to_body(&self) -> bytes::Bytes {
+        serde_json::to_vec(self).expect("plain data").into()
+    }
+
+    /// The report an INFO's body carries; `None` for anything else (a body of another shape,
+    /// or over [`MAX_SEALED`]: a report is a few names).
+    pub fn from_body(body: &[u8]) -> Option<Self> {
+        (body.len() <= MAX_SEALED)
+            .then(|| serde_json::from_slice(body).ok())
+            .flatten()
+    }
+
+    /// The event the visiting call hears.
+    pub fn event(self) -> EventKind {
+        match self {
+            Self::AnnouncementStarted { conference, tag } => EventKind::AnnouncementStarted {
+                conference,
+                tag,
+                alone: true,
+            },
+            Self::AnnouncementEnded {
+                conference,
+                tag,
+                stopped,
+            } => EventKind::AnnouncementEnded {
+                conference,
+                tag,
+                alone: true,
+                stopped,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +338,40 @@ mod tests {
         };
         seat.wait_url = Some(format!("http://example.com/{}", "a".repeat(900)));
         assert!(large.seal(&key).is_none());
+    }
+
+    #[test]
+    fn a_seat_report_carries_an_announcement_to_the_seat_alone_and_nothing_else() {
+        let started = EventKind::AnnouncementStarted {
+            conference: "CF1".into(),
+            tag: "hold.wav".into(),
+            alone: true,
+        };
+        let ended = EventKind::AnnouncementEnded {
+            conference: "CF1".into(),
+            tag: "hold.wav".into(),
+            alone: true,
+            stopped: true,
+        };
+        for event in [started, ended] {
+            let body = SeatReport::of(&event).unwrap().to_body();
+            assert_eq!(SeatReport::from_body(&body).unwrap().event(), event);
+        }
+        // One to the whole room is no seat's; nor is any other event.
+        let to_room = EventKind::AnnouncementStarted {
+            conference: "CF1".into(),
+            tag: "t".into(),
+            alone: false,
+        };
+        assert!(SeatReport::of(&to_room).is_none());
+        assert!(SeatReport::of(&EventKind::Ringing).is_none());
+        // Other bodies, and one too long, are no reports.
+        assert!(SeatReport::from_body(b"Signal=1\r\nDuration=160").is_none());
+        assert!(SeatReport::from_body(br#"{"kind":"hangup"}"#).is_none());
+        let long = format!(
+            r#"{{"kind":"announcement-started","conference":"{}","tag":""}}"#,
+            "C".repeat(MAX_SEALED)
+        );
+        assert!(SeatReport::from_body(long.as_bytes()).is_none());
     }
 }

@@ -369,6 +369,25 @@ pub fn twilio_signal(data: &[u8]) {
     }
 }
 
+/// What a visit's leg brings from another node: the sealed header of its INVITE (its seal
+/// checked, then opened) and the body of an INFO on its dialog (a seat report).
+pub fn visit(data: &[u8]) {
+    use switchboard_control::call::visit::{SeatReport, Visit, key};
+    if let Some(report) = SeatReport::from_body(data) {
+        let again = SeatReport::from_body(&report.to_body());
+        assert_eq!(again.as_ref(), Some(&report));
+        let _ = report.event();
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let key = key("fuzz").expect("a secret");
+    if let Some(visit) = Visit::unseal(&key, text) {
+        let _ = visit.fresh(0);
+        let _ = visit.to.user();
+    }
+}
+
 /// A target's body.
 pub type Target = fn(&[u8]);
 
@@ -389,4 +408,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("twilio_signal", twilio_signal),
     ("relay_message", relay_message),
     ("telnyx_body", telnyx_body),
+    ("visit", visit),
 ];

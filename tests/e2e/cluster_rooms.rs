@@ -478,7 +478,15 @@ fn a_telnyx_call_joins_a_conference_another_node_holds() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(App::serve(
         &net_b.ip(8),
-        axum::Router::new().route("/telnyx", records()),
+        axum::Router::new().route("/telnyx", records()).route(
+            "/tone.wav",
+            axum::routing::get(|| async {
+                (
+                    [("content-type", "audio/wav")],
+                    common::voice_app::wav_1khz(),
+                )
+            }),
+        ),
     ));
     let hooks = app.base.trim_start_matches("http://").to_owned();
     let node = |net: &Net, id: &str| {
@@ -629,6 +637,38 @@ fn a_telnyx_call_joins_a_conference_another_node_holds() {
     let unmuted = hears(&phone_a, 1300.0);
     assert!(unmuted > 0.6, "B's callee unmuted: {unmuted}");
 
+    // Played to B's call alone (through B, by the room's home A): B's leg is told of it as
+    // it would be in a room of its own node, in the webhooks of B's call.
+    let tone = format!("{}/tone.wav", app.base);
+    let play = serde_json::json!({"audio_url": tone, "call_control_ids": [id_b]});
+    act(&b, "play", play);
+    wait_for(&id_b, "conference.participant.playback.ended");
+    let told = (app.hits_to("/telnyx", 0, Duration::ZERO).iter())
+        .map(|h| serde_json::from_str::<Value>(&h.body).unwrap())
+        .filter(|e| {
+            (e["data"]["event_type"].as_str().unwrap_or_default())
+                .starts_with("conference.participant.playback.")
+        })
+        .collect::<Vec<_>>();
+    let told_of = |e: &Value| {
+        let p = &e["data"]["payload"];
+        let event = e["data"]["event_type"].as_str().unwrap().to_owned();
+        (event, p["conference_id"].clone(), p["media_url"].clone())
+    };
+    assert_eq!(
+        told.iter().map(told_of).collect::<Vec<_>>(),
+        ["started", "ended"].map(|s| (
+            format!("conference.participant.playback.{s}"),
+            Value::from(conference.as_str()),
+            Value::from(tone.as_str())
+        )),
+        "{told:#?}"
+    );
+    assert!(
+        (told.iter()).all(|e| e["data"]["payload"]["call_control_id"] == id_b.as_str()),
+        "{told:#?}"
+    );
+
     // B's call leaves: it stays up, and A's callee no longer hears it.
     act(&b, "leave", serde_json::json!({"call_control_id": id_b}));
     wait_for(&id_b, "conference.participant.left");
@@ -660,7 +700,7 @@ fn a_telnyx_call_joins_a_conference_another_node_holds() {
         talker.join().unwrap();
     }
     let joins = (events_of(&id_b).iter())
-        .filter(|e| e.starts_with("conference.participant."))
+        .filter(|e| e.starts_with("conference.participant.") && !e.contains("playback"))
         .cloned()
         .collect::<Vec<_>>();
     assert_eq!(

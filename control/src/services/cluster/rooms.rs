@@ -7,9 +7,12 @@
 //! conference's commands for them (mute, hold, kick), and its end hangs the legs up, which
 //! ends each visitor's stay as it ends a local participant's. A call on one node is bridged
 //! with a call on another (a queue's caller taken from its front) the same way: a visit to
-//! the other call's node, which bridges the leg with it.
+//! the other call's node, which bridges the leg with it. Each side tells the other over the
+//! leg's dialog what its own call would hear in one core: the room's side what the room told
+//! the seat alone (an INFO, [`SeatReport`]); either side that its call moved on rather than
+//! ended (its BYE, [`visit::END_HEADER`]).
 
-use crate::call::visit::{self, Destination, Seat, Visit};
+use crate::call::visit::{self, Destination, Seat, SeatReport, Visit};
 use crate::call::{
     Beep, BridgeAcross, CallCommand, CallControl, CallError, CallEvent, EventKind, JoinSpec,
     Originate, RoomPlace, Target,
@@ -342,8 +345,9 @@ impl Rooms {
         }
         // The leg lasts as long as the bridge: the visitor hung up or moved on, or the other
         // node let the leg go (the room ended, the participant was removed, the call ended).
+        // What the room tells the seat alone comes on the leg ([`SeatReport`]): the visitor's.
         let control = self.control.clone();
-        let subscription = leg.clone();
+        let (subscription, visitor) = (leg.clone(), call.to_owned());
         tokio::spawn(async move {
             while let Some(event) = leg_events.recv().await {
                 match event.kind {
@@ -351,6 +355,10 @@ impl Rooms {
                         let_go(&control, &subscription, peer_ended).await;
                     }
                     EventKind::Hangup { .. } => break,
+                    told @ (EventKind::AnnouncementStarted { .. }
+                    | EventKind::AnnouncementEnded { .. }) => {
+                        let _ = control.command(&visitor, CallCommand::Report(told)).await;
+                    }
                     _ => {}
                 }
             }
@@ -413,11 +421,7 @@ impl Rooms {
             let _ = control.command(&call, CallCommand::Hangup).await;
             return;
         }
-        let visitor = match &visit.to {
-            Destination::Room(seat) => Some(seat.caller.as_str()),
-            _ => None,
-        };
-        self.follow(&call, visitor, events).await;
+        self.follow(&call, events).await;
     }
 
     /// Seats a visiting leg in the room.
@@ -473,22 +477,19 @@ impl Rooms {
 
     /// Follows a taken visit's leg: it hangs up when its seat or its bridge is gone; the
     /// room's events it sees are reported (the visitor's node has no session here to). What
-    /// the room tells the seat alone (an announcement to it begun or ended) is the
-    /// `visitor`'s to hear: told to it when it is a call of this node (another shard's).
-    async fn follow(
-        &self,
-        call: &str,
-        visitor: Option<&str>,
-        mut events: mpsc::Receiver<CallEvent>,
-    ) {
+    /// the room tells the seat alone (an announcement to it begun or ended) is the visitor's
+    /// to hear: told over the visit's dialog ([`SeatReport`]), wherever the visitor is.
+    async fn follow(&self, call: &str, mut events: mpsc::Receiver<CallEvent>) {
         let control = &self.control;
         while let Some(event) = events.recv().await {
-            if let (Some(visitor), EventKind::AnnouncementStarted { .. })
-            | (Some(visitor), EventKind::AnnouncementEnded { .. }) = (visitor, &event.kind)
-            {
-                let report = CallCommand::Report(event.kind.clone());
-                // A visitor from another node is no call here: its report is lost there.
-                let _ = control.command(visitor, report).await;
+            if let Some(report) = SeatReport::of(&event.kind) {
+                let info = CallCommand::SendInfo {
+                    content_type: visit::REPORT_TYPE.to_owned(),
+                    body: report.to_body(),
+                };
+                if let Err(e) = control.command(call, info).await {
+                    warn!(error = %e, "cannot tell the visitor what the room told its seat");
+                }
                 continue;
             }
             let conference = match &event.kind {
