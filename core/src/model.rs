@@ -239,7 +239,10 @@ impl Call {
         };
         self.seq += 1;
         cx.records.call_event(&event);
-        let whose = [self.record.account_sid.as_deref(), Some(super::ALL_CALLS)];
+        // A visit's leg is how the node carries a call of the account, no call of its own (as
+        // its calls' list says): the account's watchers follow the call; the operator's, all.
+        let account = (self.record.account_sid.as_deref()).filter(|_| !self.is_visit());
+        let whose = [account, Some(super::ALL_CALLS)];
         let watchers = (whose.into_iter().flatten())
             .filter_map(|w| cx.watchers.get(w))
             .flatten();

@@ -152,7 +152,7 @@ fn two_shards_share_the_calls_the_registrar_and_the_media_engine() {
 fn calls_of_two_shards_share_a_room_and_a_queue() {
     use crate::cluster_rooms::{hears, talk};
     use common::voice_app::{ACCOUNT, TOKEN, place_call};
-    use serde_json::Value;
+    use serde_json::{Value, json};
     use std::sync::atomic::Ordering;
     use std::time::Instant;
     use switchboard_control::call::shard_of_call;
@@ -179,6 +179,19 @@ fn calls_of_two_shards_share_a_room_and_a_queue() {
         &net.two_trunks(&config),
         &[("SWITCHBOARD_SIP__CALL_SHARDS", "2")],
     );
+    // The account's live socket, followed from the start.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (status, minted) = common::ws_client::mint_live(&server, (ACCOUNT, TOKEN), json!({}));
+    assert_eq!(status, 201, "{minted}");
+    let path = format!("/v1/live?token={}", minted["token"].as_str().unwrap());
+    let mut live = rt
+        .block_on(common::ws_client::connect(
+            server.http,
+            &path,
+            &net.ip(9),
+            false,
+        ))
+        .expect("the live socket");
     // A call to the callee on `far[n]`, running `twiml` when answered.
     let place_far = |n: usize, twiml: &str| {
         let twiml = url::form_urlencoded::byte_serialize(twiml.as_bytes()).collect::<String>();
@@ -324,6 +337,29 @@ fn calls_of_two_shards_share_a_room_and_a_queue() {
     );
     talking_a.store(false, Ordering::Relaxed);
     talker_a.join().unwrap();
+    // The account's live socket told of its two calls, to their hang-ups, and of no leg
+    // between the shards.
+    let mut seen = std::collections::BTreeMap::<String, Vec<String>>::new();
+    while !(both.iter()).all(|c| seen.get(c).is_some_and(|e| e.iter().any(|e| e == "hangup"))) {
+        let event = rt
+            .block_on(common::ws_client::next_json(
+                &mut live,
+                Duration::from_secs(10),
+            ))
+            .expect("the live socket open");
+        let (call, kind) = (event["call"].as_str(), event["event"].as_str());
+        let (Some(call), Some(kind)) = (call, kind) else {
+            panic!("{event}");
+        };
+        seen.entry(call.to_owned())
+            .or_default()
+            .push(kind.to_owned());
+    }
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        both.iter().collect::<Vec<_>>(),
+        "{seen:?}"
+    );
 
     // A queue: the caller waits on one shard, the agent's `<Dial><Queue>` is on the other.
     let queues = format!("/2010-04-01/Accounts/{ACCOUNT}/Queues.json");
