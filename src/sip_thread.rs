@@ -71,7 +71,9 @@ pub(crate) fn run_sip(
     };
     let mut threads: Vec<std::thread::JoinHandle<()>> = Vec::new();
     runtime.block_on(async {
-        let (bound, sender, inbound, stats) = match transport::bind(&settings.listen, &settings.transport_limits).await {
+        let count = settings.call_shards.max(1);
+        // One queue per shard, filled by the receive tasks themselves.
+        let (bound, sender, inbound, stats) = match transport::bind_sharded(&settings.listen, &settings.transport_limits, count).await {
             Ok(b) => b,
             Err(e) => {
                 let _ = ready.send(Err(AppError::Sip(e)));
@@ -94,7 +96,6 @@ pub(crate) fn run_sip(
             timeout_ms = (settings.t1 * 64).as_millis() as u64,
             "SIP timers"
         );
-        let count = settings.call_shards.max(1);
         let endpoints = switchboard_control::call::shards::EndpointShards::default();
         // The limits of accounts and channel groups hold over the node's calls, whichever
         // shard carries them.
@@ -175,17 +176,19 @@ pub(crate) fn run_sip(
         let Some(first_driver) = drivers.next() else {
             return;
         };
+        let mut inbound = inbound.into_iter();
         if count == 1 {
+            let Some(inbound) = inbound.next() else { return };
             first_driver.run(inbound, sender, media, media_events, shutdown, cdr).await;
             return;
         }
-        // The other shards, each a thread with its own runtime, fed by the front below.
-        let (mut inbound_queues, mut media_queues) = (Vec::new(), Vec::new());
+        // The other shards, each a thread with its own runtime, fed by the transports and by
+        // the media front below.
+        let mut media_queues = Vec::new();
         let mut first_queues = None;
-        for (index, driver) in std::iter::once(first_driver).chain(drivers).enumerate() {
-            let (in_tx, in_rx) = mpsc::channel(settings.transport_limits.queue.max(1));
+        let shards = std::iter::once(first_driver).chain(drivers).zip(inbound);
+        for (index, (driver, in_rx)) in shards.enumerate() {
             let (media_tx, media_rx) = mpsc::unbounded_channel();
-            inbound_queues.push(in_tx);
             media_queues.push(media_tx);
             if index == 0 {
                 first_queues = Some((driver, in_rx, media_rx));
@@ -226,7 +229,6 @@ pub(crate) fn run_sip(
                 }
             }
         }
-        tokio::spawn(shards::route_inbound(inbound, inbound_queues));
         tokio::spawn(shards::route_media(media_events, media_queues, endpoints));
         if let Some((driver, in_rx, media_rx)) = first_queues {
             driver.run(in_rx, sender, media, media_rx, shutdown, cdr).await;

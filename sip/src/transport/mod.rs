@@ -126,7 +126,7 @@ mod net;
 
 pub use net::{
     Inbound, ListenSpec, LocalLink, Sender, TlsPeers, TransportLimits, TransportStats,
-    TrustedSources, bind, read_sip_frames,
+    TrustedSources, bind, bind_sharded, read_sip_frames,
 };
 
 #[cfg(test)]

@@ -151,6 +151,24 @@ impl Default for TransportLimits {
     }
 }
 
+/// The queues of a node's call-core shards, as the receive tasks fill them: a message goes to
+/// its shard's ([`crate::shard::shard_of`]; a lone shard's is the only one).
+#[derive(Clone)]
+pub(super) struct Deliver(Arc<[mpsc::Sender<Inbound>]>);
+
+impl Deliver {
+    /// The queue `message` goes to.
+    pub(super) fn queue(&self, message: &SipMessage) -> &mpsc::Sender<Inbound> {
+        match self.0.len() {
+            0 | 1 => &self.0[0],
+            count => {
+                let count = u16::try_from(count).unwrap_or(u16::MAX);
+                &self.0[usize::from(crate::shard::shard_of(message, count))]
+            }
+        }
+    }
+}
+
 /// Whether a source address is trusted (a trunk's): set by the core from its routing.
 pub type TrustedSources = Box<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>;
 
@@ -178,7 +196,29 @@ pub async fn bind(
     mpsc::Receiver<Inbound>,
     Arc<TransportStats>,
 )> {
-    let (tx, rx) = mpsc::channel(limits.queue.max(1));
+    let (bound, sender, mut queues, stats) = bind_sharded(specs, limits, 1).await?;
+    let queue = queues.pop().expect("one shard, one queue");
+    Ok((bound, sender, queue, stats))
+}
+
+/// [`bind`] for a node of `shards` call-core shards: one queue of parsed messages per shard,
+/// each message put by the receive task that parsed it straight into the queue of the shard
+/// it belongs to ([`crate::shard::shard_of`]) — no task between the transports and the cores.
+pub async fn bind_sharded(
+    specs: &[ListenSpec],
+    limits: &TransportLimits,
+    shards: u16,
+) -> io::Result<(
+    Vec<ListenSpec>,
+    Sender,
+    Vec<mpsc::Receiver<Inbound>>,
+    Arc<TransportStats>,
+)> {
+    let (queues, receivers): (Vec<_>, Vec<_>) = (0..shards.max(1))
+        .map(|_| mpsc::channel(limits.queue.max(1)))
+        .unzip();
+    let tx = Deliver(queues.into());
+    let rx = receivers;
     let stats = Arc::new(TransportStats::default());
     let tcp = Arc::new(TcpConnections {
         next_id: AtomicU64::new(1),

@@ -1,15 +1,14 @@
 //! The front of a node's call-core shards: each shard's [`Driver`](super::Driver) runs on a
-//! thread of its own with its own core, and the tasks here hand it its share of what the
-//! transports receive and the media engine reports. A SIP message goes to the shard of its
-//! Call-ID ([`switchboard_sip::shard::shard_of`]); a media event to the shard that reserved
-//! its endpoint, or whose number its recording or mixer carries
-//! ([`crate::call::shard_of_media_number`]). The applications' requests are routed by
+//! thread of its own with its own core, and the task here hands it its share of what the
+//! media engine reports: an event goes to the shard that reserved its endpoint, or whose
+//! number its recording or mixer carries ([`crate::call::shard_of_media_number`]). A SIP
+//! message is put in its shard's queue by the transport task that parsed it
+//! ([`switchboard_sip::transport::bind_sharded`]); the applications' requests are routed by
 //! [`CallControl`](super::CallControl) itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use switchboard_media::{EndpointId, MediaEvent};
-use switchboard_sip::transport::Inbound;
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -42,22 +41,6 @@ impl EndpointShards {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, u16>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Hands each message the transports receive to its shard's queue, until the transports
-/// stop. A shard whose queue is full drops the message, as the transports do when a lone
-/// core's is (the sender's retransmission recovers it, and overload control sees the wait).
-pub async fn route_inbound(
-    mut inbound: mpsc::Receiver<Inbound>,
-    shards: Vec<mpsc::Sender<Inbound>>,
-) {
-    let count = shards.len() as u16;
-    while let Some(message) = inbound.recv().await {
-        let shard = usize::from(switchboard_sip::shard::shard_of(&message.message, count));
-        if shards[shard].try_send(message).is_err() {
-            metrics::counter!("switchboard_sip_shard_dropped_total").increment(1);
-        }
     }
 }
 

@@ -36,7 +36,7 @@ pub(super) struct TcpConnections {
     /// Names the core learnt for addresses it sends to over TLS (a `sips:` URI's host): they
     /// replace the address as the name a certificate must carry. At most [`MAX_TLS_NAMES`].
     pub(super) tls_names: Mutex<HashMap<SocketAddr, rustls::pki_types::ServerName<'static>>>,
-    pub(super) inbound: mpsc::Sender<Inbound>,
+    pub(super) inbound: Deliver,
     pub(super) stats: Arc<TransportStats>,
     pub(super) limits: TransportLimits,
 }
@@ -465,7 +465,8 @@ impl TcpConnections {
                     peer,
                     received,
                 };
-                self.inbound.send(inbound).await.is_ok()
+                let queue = self.inbound.queue(&inbound.message);
+                queue.send(inbound).await.is_ok()
             }
             Err(e) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);

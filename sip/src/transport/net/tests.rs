@@ -61,6 +61,54 @@ async fn udp_and_tcp_receive_and_reply_to_garbage() {
     assert_eq!(stats.malformed.load(Ordering::Relaxed), 1);
 }
 
+#[tokio::test]
+async fn each_shard_is_handed_its_own_messages_by_the_transport_that_read_them() {
+    let specs = [
+        ListenSpec {
+            transport: Transport::Udp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        },
+        ListenSpec {
+            transport: Transport::Tcp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        },
+    ];
+    let (bound, _sender, mut queues, _) = bind_sharded(&specs, &TransportLimits::default(), 2)
+        .await
+        .unwrap();
+    assert_eq!(queues.len(), 2);
+    // A Call-ID each shard made: its messages come back to it, over UDP and over TCP.
+    let of = |index: u16| {
+        crate::shard::Shard::new(index, 2)
+            .unwrap()
+            .call_id("t", Some("1"))
+    };
+    let with_call_id = |id: &str| OPTIONS.replace("Call-ID: t@1", &format!("Call-ID: {id}"));
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut tcp = TcpStream::connect(bound[1].addr).await.unwrap();
+    for index in [1, 0, 1] {
+        let message = with_call_id(&of(index));
+        udp.send_to(message.as_bytes(), bound[0].addr)
+            .await
+            .unwrap();
+        tcp.write_all(message.as_bytes()).await.unwrap();
+        for _ in 0..2 {
+            let queue = &mut queues[usize::from(index)];
+            let got = tokio::time::timeout(Duration::from_secs(2), queue.recv())
+                .await
+                .expect("in its shard's queue")
+                .unwrap();
+            assert_eq!(got.message.headers().call_id(), Some(of(index).as_str()));
+        }
+    }
+    for queue in &mut queues {
+        assert!(
+            queue.try_recv().is_err(),
+            "no message in another shard's queue"
+        );
+    }
+}
+
 async fn tcp_listener(limits: TransportLimits) -> (SocketAddr, Arc<TransportStats>) {
     let specs = [ListenSpec {
         transport: Transport::Tcp,

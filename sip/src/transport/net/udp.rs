@@ -168,7 +168,7 @@ pub(super) fn get_int_option(fd: std::os::fd::RawFd, name: libc::c_int) -> io::R
 pub(super) async fn udp_receive(
     socket: Arc<UdpSocket>,
     local: SocketAddr,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: Deliver,
     stats: Arc<TransportStats>,
 ) {
     let mut buf = vec![0u8; 65_536];
@@ -191,7 +191,7 @@ pub(super) async fn udp_receive(
         };
         match SipMessage::parse(&buf[..n]) {
             Ok(message) => {
-                if inbound
+                if (inbound.queue(&message))
                     .try_send(Inbound {
                         message,
                         peer,
