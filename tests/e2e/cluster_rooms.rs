@@ -715,9 +715,10 @@ fn a_telnyx_call_joins_a_conference_another_node_holds() {
 
 /// A Telnyx caller waiting on node A, bridged by the app with an agent's call on node B (B
 /// takes the queue's front and visits A), then enqueued again leaves the bridge, not the
-/// agent: the agent's call stays up, as it would were both calls on one node, and is bridged
-/// with the caller once more. Without the visit leg's BYE saying its call moved on, B would
-/// hear the leg's end as the caller's and hang the agent up.
+/// agent: the agent's call stays up, as it would were both calls on one node. Without the
+/// visit leg's BYE saying its call moved on, B would hear the leg's end as the caller's and
+/// hang the agent up. The app then bridges the two by the caller's call_control_id, which B
+/// does not carry: B visits A for it (before, 90015 "Invalid Call Control ID").
 #[test]
 fn a_telnyx_caller_enqueued_again_leaves_its_agent_on_another_node_up() {
     use common::sdk_app::telnyx::{self, KEY};
@@ -799,12 +800,9 @@ fn a_telnyx_caller_enqueued_again_leaves_its_agent_on_another_node_up() {
     let phone_b = rig::rtp_socket(&net_b, 6);
     let (callee_b, media_b) = callee_telling_media(&net_b, &phone_b);
     let agent = dial(&b);
-    let bridge = || {
-        let path = format!("/v2/calls/{agent}/actions/bridge");
-        let front = serde_json::json!({"call_control_id": "", "queue": "support"});
-        api(&b, &path, front)
-    };
-    let (status, answer) = bridge();
+    let path = format!("/v2/calls/{agent}/actions/bridge");
+    let front = serde_json::json!({"call_control_id": "", "queue": "support"});
+    let (status, answer) = api(&b, &path, front);
     assert_eq!(status, 200, "{answer}\n{}", b.log());
     nth("call.bridged", &agent, 1);
     let (talking_a, talker_a) = talk(&phone_a, media_a(), 700.0);
@@ -827,18 +825,22 @@ fn a_telnyx_caller_enqueued_again_leaves_its_agent_on_another_node_up() {
     };
     each_hears_the_other("bridged");
 
-    // Enqueued again, the caller leaves the bridge; the agent stays up and takes it again.
+    // Enqueued again, the caller leaves the bridge; the agent stays up, and is bridged with
+    // the caller again by its call_control_id, though A carries it (B visits A for it).
     enqueue();
     nth("call.enqueued", &caller, 2);
-    let (status, answer) = bridge();
+    let path = format!("/v2/calls/{agent}/actions/bridge");
+    let (status, answer) = api(&b, &path, serde_json::json!({"call_control_id": caller}));
     assert_eq!(
         status,
         200,
-        "the agent was hung up: {answer}\n{}\n{}",
+        "the agent was hung up, or the caller not found: {answer}\n{}\n{}",
         a.log(),
         b.log()
     );
     nth("call.bridged", &agent, 2);
+    nth("call.bridged", &caller, 2);
+    nth("call.dequeued", &caller, 2);
     each_hears_the_other("bridged again");
 
     // The agent hung up ends the bridge for good: the caller, its peer ended, is hung up too

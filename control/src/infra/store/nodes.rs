@@ -74,6 +74,28 @@ impl Store {
         Ok(row.map(|r| r.try_get("url")).transpose()?)
     }
 
+    /// The node (its id) carrying call `sid` of `account` when it is another node, alive
+    /// (seen within [`Store::dead_after_ms`] of `now_ms`), and the call not over.
+    pub async fn call_node_elsewhere(
+        &self,
+        sid: &str,
+        account: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.node FROM calls c JOIN nodes n ON n.id = c.node \
+             WHERE c.id = $1 AND c.account_sid = $2 AND c.node <> $3 AND c.ended_at IS NULL \
+             AND n.seen_at >= $4",
+        )
+        .bind(sid)
+        .bind(account)
+        .bind(self.node.to_string())
+        .bind(now_ms.saturating_sub(self.dead_after_ms))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("node")).transpose()?)
+    }
+
     /// At start-up: marks the calls this node's last run left unfinished as failed, ended now,
     /// completes the conferences it left open and gives up their rooms and queue places, and
     /// drops the claims it held on webhooks (they are attempted again at once).

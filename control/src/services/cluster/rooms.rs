@@ -15,7 +15,7 @@
 use crate::call::visit::{self, Destination, Seat, SeatReport, Visit};
 use crate::call::{
     Beep, BridgeAcross, CallCommand, CallControl, CallError, CallEvent, EventKind, JoinSpec,
-    Originate, RoomPlace, Target,
+    Originate, Rejection, RoomPlace, Target,
 };
 use crate::infra::accounts::Directory;
 use crate::infra::clock::now_ms;
@@ -308,6 +308,10 @@ impl Rooms {
         let uri = (uri.as_str())
             .try_into()
             .map_err(|_| CallError::BadArgument(format!("{uri} is no SIP URI")))?;
+        let visited = match &visit.to {
+            Destination::Call { call } => Some(call.clone()),
+            _ => None,
+        };
         let (events, mut leg_events) = mpsc::channel::<CallEvent>(64);
         let leg = (self.control)
             .originate(
@@ -329,6 +333,15 @@ impl Rooms {
         loop {
             match leg_events.recv().await.map(|e| e.kind) {
                 Some(EventKind::Answered { .. }) => break,
+                // The other side's refusal of a visit to a call says why ([`Rooms::take`]).
+                Some(EventKind::Hangup { sip_code, .. }) if visited.is_some() => {
+                    let visited = visited.unwrap_or_default();
+                    return Err(match sip_code {
+                        Some(404) => CallError::NotFound(visited),
+                        Some(480) => CallError::NotAnswered,
+                        _ => CallError::NoRoute(503),
+                    });
+                }
                 Some(EventKind::Hangup { .. }) | None => {
                     warn!(%next_hop, "the other node did not take the visit");
                     return Err(CallError::NoRoute(503));
@@ -398,7 +411,7 @@ impl Rooms {
         let control = &self.control;
         let Some(visit) = visit else {
             warn!("a call to the visits' user without a good seal: refused");
-            let refused = CallCommand::Reject(crate::call::Rejection::Rejected);
+            let refused = CallCommand::Reject(Rejection::Rejected);
             let _ = control.command(&call, refused).await;
             return;
         };
@@ -418,7 +431,14 @@ impl Rooms {
         };
         if let Err(e) = taken {
             warn!(error = %e, "cannot take the visit");
-            let _ = control.command(&call, CallCommand::Hangup).await;
+            // A visit to a call says why it is refused: no such call of the account (404), or
+            // not answered yet (480); the visiting side tells its application.
+            let refusal = match e {
+                CallError::NotFound(_) => CallCommand::Reject(Rejection::NotFound),
+                CallError::NotAnswered => CallCommand::Reject(Rejection::Unavailable),
+                _ => CallCommand::Hangup,
+            };
+            let _ = control.command(&call, refusal).await;
             return;
         }
         self.follow(&call, events).await;
@@ -460,9 +480,13 @@ impl Rooms {
     /// Bridges a visiting leg with `other`, a call here of the same account.
     async fn bridge_visit(&self, call: &str, account: &str, other: &str) -> Result<(), CallError> {
         let control = &self.control;
-        let view = control.view(other).await?;
+        let view =
+            (control.view(other).await).map_err(|_| CallError::NotFound(other.to_owned()))?;
         if view.account.as_deref() != Some(account) {
             return Err(CallError::NotFound(other.to_owned()));
+        }
+        if !view.is_up() {
+            return Err(CallError::NotAnswered);
         }
         control
             .command(call, CallCommand::SetAccount(account.to_owned()))

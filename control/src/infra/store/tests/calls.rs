@@ -82,6 +82,40 @@ pub(super) async fn exercise_nodes(store: &Store) {
     a.save(&[record("CA-a", 1)]).await.unwrap();
     b.save(&[record("CA-b", 1)]).await.unwrap();
     c.save(&[record("CA-c", 1)]).await.unwrap();
+    // Which other node carries a live call of an account (a bridge across nodes): b's call is
+    // b's, for its account only and not to b itself; a silent node's call is nobody's.
+    let mut of_account = record("CA-b2", 1);
+    of_account.account_sid = Some("AC1".into());
+    b.save(&[of_account]).await.unwrap();
+    let mut silent = record("CA-c2", 1);
+    silent.account_sid = Some("AC1".into());
+    c.save(&[silent]).await.unwrap();
+    let elsewhere = |node: &Store, call: &'static str, account: &'static str| {
+        let node = node.clone().dead_after(60_000);
+        async move {
+            node.call_node_elsewhere(call, account, 200_000)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        elsewhere(&a, "CA-b2", "AC1").await.as_deref(),
+        Some("node-b")
+    );
+    assert_eq!(
+        elsewhere(&a, "CA-b2", "AC2").await,
+        None,
+        "another account's"
+    );
+    assert_eq!(elsewhere(&b, "CA-b2", "AC1").await, None, "its own node's");
+    assert_eq!(elsewhere(&a, "CA-c2", "AC1").await, None, "a silent node's");
+    for sid in ["CA-b2", "CA-c2"] {
+        sqlx::query("DELETE FROM calls WHERE id = $1")
+            .bind(sid)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
     let status =
         |id: &'static str| async move { store.get_call(id).await.unwrap().unwrap().status };
 
