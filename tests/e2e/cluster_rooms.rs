@@ -721,76 +721,23 @@ fn a_telnyx_call_joins_a_conference_another_node_holds() {
 /// does not carry: B visits A for it (before, 90015 "Invalid Call Control ID").
 #[test]
 fn a_telnyx_caller_enqueued_again_leaves_its_agent_on_another_node_up() {
-    use common::sdk_app::telnyx::{self, KEY};
     let Some(database) = cluster_database("cluster_requeue") else {
         return;
     };
     let (net_a, net_b) = (Net::new(196), Net::new(197));
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let app = rt.block_on(App::serve(
-        &net_b.ip(8),
-        axum::Router::new().route("/telnyx", records()),
-    ));
-    let hooks = app.base.trim_start_matches("http://").to_owned();
-    let node = |net: &Net, id: &str| {
-        let config = format!("{}{}", net.two_trunks(""), telnyx::config(&hooks, "", &[]));
-        Server::start_with(
-            net,
-            &config,
-            &[
-                ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
-                ("SWITCHBOARD_STORAGE__NODE_ID", id),
-                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-9"),
-            ],
-        )
-    };
-    let (a, b) = (node(&net_a, "requeue-a"), node(&net_b, "requeue-b"));
-    let bearer = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
-    let api = |node: &Server, path: &str, body: Value| -> (u16, Value) {
-        let (status, answer) = node.request("POST", path, &bearer, body.to_string().as_bytes());
-        let answer = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-        (status, answer)
-    };
-    // The `n`th webhook `event` of the leg `id` (from either node).
-    let nth = |event: &str, id: &str, n: usize| -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let hits = app.hits_to("/telnyx", 0, Duration::ZERO);
-            let found: Vec<Value> = (hits.iter())
-                .map(|h| serde_json::from_str::<Value>(&h.body).unwrap())
-                .filter(|e| {
-                    e["data"]["event_type"] == event
-                        && e["data"]["payload"]["call_control_id"] == id
-                })
-                .collect();
-            if let Some(e) = found.get(n - 1) {
-                return e.clone();
-            }
-            assert!(Instant::now() < deadline, "no {event} #{n} of {id}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let dial = |node: &Server| -> String {
-        let to = serde_json::json!({
-            "connection_id": telnyx::CONNECTION, "to": "+15551234", "from": "+15550001"
-        });
-        let (status, dialed) = api(node, "/v2/calls", to);
-        assert_eq!(status, 200, "{dialed}\n{}", node.log());
-        let id = dialed["data"]["call_control_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        nth("call.answered", &id, 1);
-        id
-    };
+    let pair = TelnyxPair::start(&database, (&net_a, &net_b), "requeue", "");
+    let (a, b) = (&pair.a, &pair.b);
+    let api = |node: &Server, path: &str, body: Value| pair.api(node, path, body);
+    let nth = |event: &str, id: &str, n: usize| pair.nth(event, id, n);
+    let dial = |node: &Server| pair.dial(node, "+15551234");
 
     // The caller, on A, waits in "support".
     let phone_a = rig::rtp_socket(&net_a, 6);
     let (callee_a, media_a) = callee_telling_media(&net_a, &phone_a);
-    let caller = dial(&a);
+    let caller = dial(a);
     let enqueue = || {
         let path = format!("/v2/calls/{caller}/actions/enqueue");
-        let (status, answer) = api(&a, &path, serde_json::json!({"queue_name": "support"}));
+        let (status, answer) = api(a, &path, serde_json::json!({"queue_name": "support"}));
         assert_eq!(status, 200, "{answer}\n{}", a.log());
     };
     enqueue();
@@ -799,10 +746,10 @@ fn a_telnyx_caller_enqueued_again_leaves_its_agent_on_another_node_up() {
     // The agent, on B, is bridged with the queue's front: the caller on A.
     let phone_b = rig::rtp_socket(&net_b, 6);
     let (callee_b, media_b) = callee_telling_media(&net_b, &phone_b);
-    let agent = dial(&b);
+    let agent = dial(b);
     let path = format!("/v2/calls/{agent}/actions/bridge");
     let front = serde_json::json!({"call_control_id": "", "queue": "support"});
-    let (status, answer) = api(&b, &path, front);
+    let (status, answer) = api(b, &path, front);
     assert_eq!(status, 200, "{answer}\n{}", b.log());
     nth("call.bridged", &agent, 1);
     let (talking_a, talker_a) = talk(&phone_a, media_a(), 700.0);
@@ -830,7 +777,7 @@ fn a_telnyx_caller_enqueued_again_leaves_its_agent_on_another_node_up() {
     enqueue();
     nth("call.enqueued", &caller, 2);
     let path = format!("/v2/calls/{agent}/actions/bridge");
-    let (status, answer) = api(&b, &path, serde_json::json!({"call_control_id": caller}));
+    let (status, answer) = api(b, &path, serde_json::json!({"call_control_id": caller}));
     assert_eq!(
         status,
         200,
@@ -846,7 +793,7 @@ fn a_telnyx_caller_enqueued_again_leaves_its_agent_on_another_node_up() {
     // The agent hung up ends the bridge for good: the caller, its peer ended, is hung up too
     // (its BYE says nothing of moving on).
     let path = format!("/v2/calls/{agent}/actions/hangup");
-    let (status, answer) = api(&b, &path, serde_json::json!({}));
+    let (status, answer) = api(b, &path, serde_json::json!({}));
     assert_eq!(status, 200, "{answer}");
     nth("call.hangup", &caller, 1);
     assert!(callee_b.finished_ok(Duration::from_secs(10)), "{}", b.log());
@@ -854,5 +801,202 @@ fn a_telnyx_caller_enqueued_again_leaves_its_agent_on_another_node_up() {
     for (talking, talker) in [(talking_a, talker_a), (talking_b, talker_b)] {
         talking.store(false, Ordering::Relaxed);
         talker.join().unwrap();
+    }
+}
+
+/// A Telnyx supervisor dialed through node B for an agent's call that node A carries (bridged
+/// with a customer's call on B, by the agent's call_control_id: A visits B) is placed by A,
+/// where the bridge is — the dial is forwarded there by its `supervise_call_control_id`, as a
+/// supervisor is placed on the supervised call's shard. Monitoring, it hears both and neither
+/// hears it; switched to whisper through B, the agent hears it and the customer, across the
+/// visit, does not. Before, B answered 90015 "Invalid Call Control ID".
+#[test]
+fn a_telnyx_supervisor_dialed_through_one_node_joins_a_bridge_another_node_holds() {
+    use serde_json::json;
+    let Some(database) = cluster_database("cluster_supervision") else {
+        return;
+    };
+    let (net_a, net_b, net_s) = (Net::new(198), Net::new(199), Net::new(200));
+    let supervisors = format!(
+        "[[trunks]]\nname = \"supervisors\"\naddress = \"{}:5060\"\n\
+         [[routes]]\npattern = \"^\\\\+1777\"\ntrunk = \"supervisors\"\n",
+        net_s.ip(3)
+    );
+    let pair = TelnyxPair::start(&database, (&net_a, &net_b), "supervision", &supervisors);
+    let (a, b) = (&pair.a, &pair.b);
+    let hear_within = |phone: &UdpSocket, freq: f32, at_least: f32| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut heard = 0.0;
+        while Instant::now() < deadline && heard <= at_least {
+            heard = hears(phone, freq);
+        }
+        heard
+    };
+
+    // The agent on A, the customer on B, bridged by the agent's call_control_id.
+    let phone_a = rig::rtp_socket(&net_a, 6);
+    let (callee_a, media_a) = callee_telling_media(&net_a, &phone_a);
+    let agent = pair.dial(a, "+15551234");
+    let phone_b = rig::rtp_socket(&net_b, 6);
+    let (callee_b, media_b) = callee_telling_media(&net_b, &phone_b);
+    let customer = pair.dial(b, "+15551234");
+    let path = format!("/v2/calls/{agent}/actions/bridge");
+    let (status, answer) = pair.api(a, &path, json!({"call_control_id": customer}));
+    assert_eq!(status, 200, "{answer}\n{}", a.log());
+    pair.nth("call.bridged", &agent, 1);
+    pair.nth("call.bridged", &customer, 1);
+    let (talking_a, talker_a) = talk(&phone_a, media_a(), 700.0);
+    let (talking_b, talker_b) = talk(&phone_b, media_b(), 1300.0);
+
+    // The supervisor, dialed through B, is placed by A through its supervisors' trunk.
+    let phone_s = rig::rtp_socket(&net_s, 6);
+    let (callee_s, media_s) = phone_telling_media(&net_s, &phone_s, (&net_s.ip(3), 5060));
+    let supervising = json!({
+        "to": "+17770001", "supervise_call_control_id": agent, "supervisor_role": "monitor"
+    });
+    let supervisor = pair.dial_with(b, supervising);
+    let at_a = SocketAddr::new(net_a.ip(1).parse().unwrap(), media_s().port());
+    let (talking_s, talker_s) = talk(&phone_s, at_a, 1000.0);
+    let agent_heard = hear_within(&phone_s, 700.0, 0.25);
+    let customer_heard = hear_within(&phone_s, 1300.0, 0.25);
+    assert!(
+        agent_heard > 0.25 && customer_heard > 0.25,
+        "the monitor hears the agent ({agent_heard}) and the customer ({customer_heard})\n{}",
+        a.log()
+    );
+    let (to_agent, to_customer) = (hears(&phone_a, 1000.0), hears(&phone_b, 1000.0));
+    assert!(
+        to_agent < 0.05 && to_customer < 0.05,
+        "a monitor is heard by nobody: {to_agent}, {to_customer}"
+    );
+
+    // Whisper, asked through B (forwarded to A by the supervisor's id).
+    let path = format!("/v2/calls/{supervisor}/actions/switch_supervisor_role");
+    let (status, answer) = pair.api(b, &path, json!({"role": "whisper"}));
+    assert_eq!(status, 200, "{answer}");
+    let to_agent = hear_within(&phone_a, 1000.0, 0.25);
+    assert!(to_agent > 0.25, "the agent hears the whisper: {to_agent}");
+    let to_customer = hears(&phone_b, 1000.0);
+    assert!(
+        to_customer < 0.05,
+        "the customer hears the whisper: {to_customer}"
+    );
+
+    // The supervisor hangs up (through B); the agent too, which ends the customer's call.
+    let hangup = |node: &Server, id: &str| {
+        let path = format!("/v2/calls/{id}/actions/hangup");
+        let (status, answer) = pair.api(node, &path, json!({}));
+        assert_eq!(status, 200, "{answer}");
+    };
+    hangup(b, &supervisor);
+    hangup(a, &agent);
+    pair.nth("call.hangup", &customer, 1);
+    for callee in [callee_s, callee_a, callee_b] {
+        assert!(
+            callee.finished_ok(Duration::from_secs(10)),
+            "{}\n{}",
+            a.log(),
+            b.log()
+        );
+    }
+    for (talking, talker) in [
+        (talking_a, talker_a),
+        (talking_b, talker_b),
+        (talking_s, talker_s),
+    ] {
+        talking.store(false, Ordering::Relaxed);
+        talker.join().unwrap();
+    }
+}
+
+/// Two nodes on one database serving Telnyx's Call Control, each with the test account and
+/// two trunks (node A also `extra_a`), and an app on B's network recording their webhooks.
+struct TelnyxPair {
+    _rt: tokio::runtime::Runtime,
+    app: App,
+    a: Server,
+    b: Server,
+    bearer: String,
+}
+
+impl TelnyxPair {
+    fn start(database: &str, (net_a, net_b): (&Net, &Net), name: &str, extra_a: &str) -> Self {
+        use common::sdk_app::telnyx::{self, KEY};
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let app = rt.block_on(App::serve(
+            &net_b.ip(8),
+            axum::Router::new().route("/telnyx", records()),
+        ));
+        let hooks = app.base.trim_start_matches("http://").to_owned();
+        let node = |net: &Net, id: &str, extra: &str| {
+            let telnyx = telnyx::config(&hooks, "", &[]);
+            let config = format!("{}{telnyx}{extra}", net.two_trunks(""));
+            Server::start_with(
+                net,
+                &config,
+                &[
+                    ("SWITCHBOARD_STORAGE__DATABASE_URL", database),
+                    ("SWITCHBOARD_STORAGE__NODE_ID", id),
+                    ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-9"),
+                ],
+            )
+        };
+        let a = node(net_a, &format!("{name}-a"), extra_a);
+        let b = node(net_b, &format!("{name}-b"), "");
+        let bearer = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
+        Self {
+            _rt: rt,
+            app,
+            a,
+            b,
+            bearer,
+        }
+    }
+
+    /// `POST path` with `body` through `node`: the status and the answer.
+    fn api(&self, node: &Server, path: &str, body: Value) -> (u16, Value) {
+        let (status, answer) =
+            node.request("POST", path, &self.bearer, body.to_string().as_bytes());
+        let answer = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+        (status, answer)
+    }
+
+    /// The `n`th webhook `event` of the leg `id` (from either node).
+    fn nth(&self, event: &str, id: &str, n: usize) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let hits = self.app.hits_to("/telnyx", 0, Duration::ZERO);
+            let found: Vec<Value> = (hits.iter())
+                .map(|h| serde_json::from_str::<Value>(&h.body).unwrap())
+                .filter(|e| {
+                    e["data"]["event_type"] == event
+                        && e["data"]["payload"]["call_control_id"] == id
+                })
+                .collect();
+            if let Some(e) = found.get(n - 1) {
+                return e.clone();
+            }
+            assert!(Instant::now() < deadline, "no {event} #{n} of {id}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A call to `to` dialed through `node`, once answered: its call_control_id.
+    fn dial(&self, node: &Server, to: &str) -> String {
+        self.dial_with(node, serde_json::json!({ "to": to }))
+    }
+
+    /// A dial through `node` with `body` (its `connection_id` and `from` added), once answered.
+    fn dial_with(&self, node: &Server, mut body: Value) -> String {
+        body["connection_id"] = common::sdk_app::telnyx::CONNECTION.into();
+        body["from"] = "+15550001".into();
+        let (status, dialed) = self.api(node, "/v2/calls", body);
+        assert_eq!(status, 200, "{dialed}\n{}", node.log());
+        let id = dialed["data"]["call_control_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.nth("call.answered", &id, 1);
+        id
     }
 }

@@ -144,23 +144,27 @@ pub fn call_of(path: &str) -> Option<String> {
     crate::call::ids::CallId::from_control_id(&id).map(crate::call::ids::CallId::sid)
 }
 
-/// Whether a request is about the call its JSON body names (`call_control_id`) rather than
-/// what its path names: a Telnyx conference made from a call, and a call's join of one.
-fn about_body_call(method: &axum::http::Method, path: &str) -> bool {
-    method == axum::http::Method::POST
-        && (path == "/v2/conferences"
-            || (path.starts_with("/v2/conferences/") && path.ends_with("/actions/join")))
+/// The field of a request's JSON body naming the call it is about, rather than what its path
+/// names: a Telnyx conference made from a call and a call's join of one (`call_control_id`),
+/// and a dial that supervises a call (`supervise_call_control_id`: the supervisor's leg is
+/// placed where the supervised bridge is, as between shards).
+fn about_body_call(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+    if method != axum::http::Method::POST {
+        return None;
+    }
+    if path == "/v2/conferences"
+        || (path.starts_with("/v2/conferences/") && path.ends_with("/actions/join"))
+    {
+        return Some("call_control_id");
+    }
+    (path == "/v2/calls").then_some("supervise_call_control_id")
 }
 
-/// The call (`CA…`) a JSON body's `call_control_id` names.
-fn body_call(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Named {
-        call_control_id: String,
-    }
-    let named: Named = serde_json::from_slice(body).ok()?;
-    crate::call::ids::CallId::from_control_id(&named.call_control_id)
-        .map(crate::call::ids::CallId::sid)
+/// The call (`CA…`) a JSON body's `field` names.
+fn body_call(body: &[u8], field: &str) -> Option<String> {
+    let named: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    let id = named.get(field)?.as_str()?;
+    crate::call::ids::CallId::from_control_id(id).map(crate::call::ids::CallId::sid)
 }
 
 /// The queue (`QU…`) whose front a path names (`Queues/{QU}/Members/Front`).
@@ -186,12 +190,12 @@ pub async fn layer(State(f): State<Forwarder>, req: Request, next: Next) -> Resp
         return next.run(req).await;
     }
     let path = req.uri().path();
-    if about_body_call(req.method(), path) {
+    if let Some(field) = about_body_call(req.method(), path) {
         let (parts, body) = req.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
             return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
         };
-        let sid = body_call(&bytes);
+        let sid = body_call(&bytes, field);
         let req = Request::from_parts(parts, Body::from(bytes));
         return match sid {
             Some(sid) => forward(&f, sid, req, next).await,
@@ -433,20 +437,39 @@ mod tests {
         let joining = format!("/v2/conferences/{room_id}/actions/join");
         assert_eq!(call_of(&joining), None);
         let post = axum::http::Method::POST;
-        assert!(about_body_call(&post, &joining));
-        assert!(about_body_call(&post, "/v2/conferences"));
-        assert!(!about_body_call(
-            &axum::http::Method::GET,
-            "/v2/conferences"
-        ));
-        assert!(!about_body_call(
-            &post,
-            &format!("/v2/conferences/{room_id}/actions/mute")
-        ));
+        let named = Some("call_control_id");
+        assert_eq!(about_body_call(&post, &joining), named);
+        assert_eq!(about_body_call(&post, "/v2/conferences"), named);
+        let get = axum::http::Method::GET;
+        assert_eq!(about_body_call(&get, "/v2/conferences"), None);
+        let muting = format!("/v2/conferences/{room_id}/actions/mute");
+        assert_eq!(about_body_call(&post, &muting), None);
+        // A dial that supervises a call goes where that call is; any other dial is served here.
+        let supervising = Some("supervise_call_control_id");
+        assert_eq!(about_body_call(&post, "/v2/calls"), supervising);
+        assert_eq!(about_body_call(&get, "/v2/calls"), None);
         let body = format!(r#"{{"call_control_id":"{}","mute":true}}"#, id.control_id());
-        assert_eq!(body_call(body.as_bytes()).as_deref(), Some(sid));
-        assert_eq!(body_call(br#"{"call_control_id":"v3:nonsense"}"#), None);
-        assert_eq!(body_call(b"not json"), None);
+        assert_eq!(
+            body_call(body.as_bytes(), "call_control_id").as_deref(),
+            Some(sid)
+        );
+        let dial = format!(
+            r#"{{"to":"+15551234","supervise_call_control_id":"{}"}}"#,
+            id.control_id()
+        );
+        let supervised = body_call(dial.as_bytes(), "supervise_call_control_id");
+        assert_eq!(supervised.as_deref(), Some(sid));
+        assert_eq!(
+            body_call(br#"{"to":"+15551234"}"#, "supervise_call_control_id"),
+            None
+        );
+        let nonsense = br#"{"call_control_id":"v3:nonsense"}"#;
+        assert_eq!(body_call(nonsense, "call_control_id"), None);
+        assert_eq!(
+            body_call(br#"{"call_control_id":7}"#, "call_control_id"),
+            None
+        );
+        assert_eq!(body_call(b"not json", "call_control_id"), None);
         let member = format!(
             "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Queues/QU0123456789abcdef0123456789abcdef/Members/{sid}.json"
         );
