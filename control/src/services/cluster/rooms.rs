@@ -334,14 +334,16 @@ impl Rooms {
             match leg_events.recv().await.map(|e| e.kind) {
                 Some(EventKind::Answered { .. }) => break,
                 // The other side's refusal of a visit to a call says why ([`Rooms::take`]).
-                Some(EventKind::Hangup { sip_code, .. }) if visited.is_some() => {
-                    let visited = visited.unwrap_or_default();
-                    return Err(match sip_code {
-                        Some(404) => CallError::NotFound(visited),
-                        Some(480) => CallError::NotAnswered,
-                        _ => CallError::NoRoute(503),
-                    });
+                Some(EventKind::Hangup {
+                    sip_code: Some(404),
+                    ..
+                }) if let Some(visited) = &visited => {
+                    return Err(CallError::NotFound(visited.clone()));
                 }
+                Some(EventKind::Hangup {
+                    sip_code: Some(480),
+                    ..
+                }) if visited.is_some() => return Err(CallError::NotAnswered),
                 Some(EventKind::Hangup { .. }) | None => {
                     warn!(%next_hop, "the other node did not take the visit");
                     return Err(CallError::NoRoute(503));
