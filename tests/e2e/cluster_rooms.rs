@@ -718,7 +718,8 @@ fn a_telnyx_call_joins_a_conference_another_node_holds() {
 /// agent: the agent's call stays up, as it would were both calls on one node. Without the
 /// visit leg's BYE saying its call moved on, B would hear the leg's end as the caller's and
 /// hang the agent up. The app then bridges the two by the caller's call_control_id, which B
-/// does not carry: B visits A for it (before, 90015 "Invalid Call Control ID").
+/// does not carry: B visits A for it (before, 90015 "Invalid Call Control ID"). Bridging the
+/// caller with a call still ringing on B is refused with 90034, as on one node.
 #[test]
 fn a_telnyx_caller_enqueued_again_leaves_its_agent_on_another_node_up() {
     let Some(database) = cluster_database("cluster_requeue") else {
@@ -742,6 +743,52 @@ fn a_telnyx_caller_enqueued_again_leaves_its_agent_on_another_node_up() {
     };
     enqueue();
     nth("call.enqueued", &caller, 1);
+
+    // A call ringing on B is no call to bridge with yet: B refuses A's visit for it (480),
+    // which A's app is told as Telnyx tells it (90034).
+    let ringing = SippServer::start(
+        &net_b,
+        &scenario(&net_b, "uas_ring_until_cancel.xml", &[]),
+        &net_b.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let to = serde_json::json!({
+        "connection_id": common::sdk_app::telnyx::CONNECTION, "to": "+15551234", "from": "+15550001"
+    });
+    let (status, dialed) = api(b, "/v2/calls", to);
+    assert_eq!(status, 200, "{dialed}");
+    let unanswered = dialed["data"]["call_control_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    nth("call.initiated", &unanswered, 1);
+    let path = format!("/v2/calls/{caller}/actions/bridge");
+    let asked = serde_json::json!({"call_control_id": unanswered});
+    // The ringing call's row reaches the database within the writer's gathering (100 ms):
+    // until then A cannot know it (90015).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let refused = loop {
+        let (status, answer) = api(a, &path, asked.clone());
+        let code = answer["errors"][0]["code"].clone();
+        if code != "90015" || Instant::now() > deadline {
+            break (status, code, answer);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        (refused.0, refused.1.as_str()),
+        (422, Some("90034")),
+        "{}",
+        refused.2
+    );
+    let (status, answer) = api(
+        b,
+        &format!("/v2/calls/{unanswered}/actions/hangup"),
+        serde_json::json!({}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(ringing.finished_ok(Duration::from_secs(10)), "{}", b.log());
 
     // The agent, on B, is bridged with the queue's front: the caller on A.
     let phone_b = rig::rtp_socket(&net_b, 6);
