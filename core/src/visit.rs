@@ -10,6 +10,9 @@
 //! seal names. A seal is good for [`FRESH_MS`], so a captured INVITE cannot be replayed later.
 //! Written here rather than as SIP digest between nodes: digest proves a user, not what the
 //! INVITE asks for, and the home must trust the room and account it is told.
+//! Inside the visit's dialog each side tells the other what its own call would hear in one
+//! core: the room's side what the room told the seat alone (an INFO, [`SeatReport`]), and
+//! either side, on its BYE, that its call moved on rather than ended ([`END_HEADER`]).
 //!
 //! A node also visits itself: `<Dial><Application>` hands the caller to a TwiML App through a
 //! leg to this node's own SIP address, to [`APP_USER`], whose incoming side runs the App; and
