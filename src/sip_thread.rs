@@ -212,9 +212,10 @@ pub(crate) fn run_sip(
                         // A panic, which `supervise` reported.
                         None => {}
                         Some(Err(e)) => beat.fail(format!("its runtime could not start: {e}")),
-                        // Its queues closed before a shutdown: the first shard, whose front
-                        // feeds them, stopped — and reports why itself, which is the cause
-                        // the operator must read rather than this echo of it.
+                        // Its queues closed before a shutdown: the first shard, on whose
+                        // runtime the transports and the media front that feed them run,
+                        // stopped — and reports why itself, which is the cause the operator
+                        // must read rather than this echo of it.
                         Some(Ok(())) if !*stopping.borrow() => {
                             tracing::warn!(shard = index, "a call-core shard's feed ended: the first shard stopped");
                         }

@@ -157,15 +157,11 @@ impl Default for TransportLimits {
 pub(super) struct Deliver(Arc<[mpsc::Sender<Inbound>]>);
 
 impl Deliver {
-    /// The queue `message` goes to.
+    /// The queue `message` goes to (a lone shard's without reading the message: `shard_of`
+    /// answers 0 at once). There is at least one: [`bind_sharded`] makes them.
     pub(super) fn queue(&self, message: &SipMessage) -> &mpsc::Sender<Inbound> {
-        match self.0.len() {
-            0 | 1 => &self.0[0],
-            count => {
-                let count = u16::try_from(count).unwrap_or(u16::MAX);
-                &self.0[usize::from(crate::shard::shard_of(message, count))]
-            }
-        }
+        let count = u16::try_from(self.0.len()).unwrap_or(u16::MAX);
+        &self.0[usize::from(crate::shard::shard_of(message, count))]
     }
 }
 
@@ -218,7 +214,6 @@ pub async fn bind_sharded(
         .map(|_| mpsc::channel(limits.queue.max(1)))
         .unzip();
     let tx = Deliver(queues.into());
-    let rx = receivers;
     let stats = Arc::new(TransportStats::default());
     let tcp = Arc::new(TcpConnections {
         next_id: AtomicU64::new(1),
@@ -266,7 +261,7 @@ pub async fn bind_sharded(
             tcp,
             stats: stats.clone(),
         },
-        rx,
+        receivers,
         stats,
     ))
 }

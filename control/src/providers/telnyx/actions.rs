@@ -392,17 +392,17 @@ async fn bridge(api: &Arc<Telnyx>, leg: &mut Leg, p: &Params) -> Result<(), ApiE
     let account = api_account(api, leg)?;
     let other = match leg_of(api, &account, other_id).await {
         Ok(other) => other,
-        Err(_) => {
-            if let Some(elsewhere) = bridge_elsewhere(api, leg, p, other_id).await {
-                return elsewhere;
+        Err(_) => match call_elsewhere(api, leg, other_id).await {
+            Some((sid, node)) => return bridge_elsewhere(api, leg, p, &sid, &node).await,
+            None => {
+                return Err(ApiError::param(
+                    "90015",
+                    "Invalid Call Control ID",
+                    "call_control_id",
+                    format!("No live call {other_id} on this account."),
+                ));
             }
-            return Err(ApiError::param(
-                "90015",
-                "Invalid Call Control ID",
-                "call_control_id",
-                format!("No live call {other_id} on this account."),
-            ));
-        }
+        },
     };
     if other.call == leg.call {
         return Err(ApiError::invalid(
@@ -421,44 +421,44 @@ async fn bridge(api: &Arc<Telnyx>, leg: &mut Leg, p: &Params) -> Result<(), ApiE
     command(api, &leg.call, CallCommand::Bridge(other.call.clone())).await
 }
 
-/// `bridge` with a call another node of the cluster carries: through a visit to that node,
-/// which bridges the visit's leg with the call (as a queue's front on another node is taken).
-/// `None` when no other node carries a live call of the account by that id.
+/// The call (its SID) that `other_id` names and the node carrying it, when another node of
+/// the cluster carries a live call of the leg's account by that id.
+async fn call_elsewhere(api: &Telnyx, leg: &Leg, other_id: &str) -> Option<(String, String)> {
+    let sid = crate::call::ids::CallId::from_control_id(other_id)?.sid();
+    let now = crate::infra::clock::now_ms();
+    match (api.parts.store)
+        .call_node_elsewhere(&sid, &leg.account, now)
+        .await
+    {
+        Ok(node) => node.map(|node| (sid, node)),
+        Err(e) => {
+            tracing::warn!(error = %e, call = sid, "cannot learn which node carries the call");
+            None
+        }
+    }
+}
+
+/// `bridge` with call `sid`, which `node` carries: through a visit to that node, which
+/// bridges the visit's leg with the call (as a queue's front on another node is taken).
 async fn bridge_elsewhere(
     api: &Arc<Telnyx>,
     leg: &mut Leg,
     p: &Params,
-    other_id: &str,
-) -> Option<Result<(), ApiError>> {
-    let sid = crate::call::ids::CallId::from_control_id(other_id)?.sid();
-    let now = crate::infra::clock::now_ms();
-    let node = match (api.parts.store)
-        .call_node_elsewhere(&sid, &leg.account, now)
-        .await
-    {
-        Ok(node) => node?,
-        Err(e) => {
-            tracing::warn!(error = %e, call = sid, "cannot learn which node carries the call");
-            return None;
-        }
-    };
-    Some(
-        async {
-            if !leg.answered(api).await {
-                return Err(ApiError::not_answered());
-            }
-            leg.state.park_after_unbridge = park_after_unbridge(p)?;
-            let from = leg.state.context.from.clone();
-            let rooms = &api.parts.markup.rooms;
-            match (rooms.bridge_elsewhere(&leg.call, &from, &leg.account, &sid, &node)).await {
-                Ok(_) => Ok(()),
-                Err(crate::call::CallError::NotAnswered) => Err(ApiError::not_answered()),
-                Err(crate::call::CallError::NotFound(_)) => Err(ApiError::call_ended()),
-                Err(e) => Err(ApiError::unprocessable(e.to_string())),
-            }
-        }
-        .await,
-    )
+    sid: &str,
+    node: &str,
+) -> Result<(), ApiError> {
+    if !leg.answered(api).await {
+        return Err(ApiError::not_answered());
+    }
+    leg.state.park_after_unbridge = park_after_unbridge(p)?;
+    let from = leg.state.context.from.clone();
+    let rooms = &api.parts.markup.rooms;
+    match (rooms.bridge_elsewhere(&leg.call, &from, &leg.account, sid, node)).await {
+        Ok(_) => Ok(()),
+        Err(crate::call::CallError::NotAnswered) => Err(ApiError::not_answered()),
+        Err(crate::call::CallError::NotFound(_)) => Err(ApiError::call_ended()),
+        Err(e) => Err(ApiError::unprocessable(e.to_string())),
+    }
 }
 
 /// Places a new leg to `to` from this one and bridges the two once it answers (a parked
